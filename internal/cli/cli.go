@@ -1,0 +1,190 @@
+// Package cli is what the three programs share at their edge: flags that fall back to
+// environment variables, usage text that lists both, secret masking for logs, and the mapping
+// of run's error to an exit status.
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Exit statuses shared by the programs.
+const (
+	ExitOK    = 0 // done, nothing failed
+	ExitFail  = 1 // the work failed; the message says why
+	ExitUsage = 2 // bad flags or configuration; nothing was done
+)
+
+// UsageError is bad configuration: nothing was done, and the message says what to fix.
+type UsageError struct{ Err error }
+
+func (e UsageError) Error() string { return e.Err.Error() }
+func (e UsageError) Unwrap() error { return e.Err }
+
+// ExitCode prints err (if any) to stderr and returns the status main should exit with.
+func ExitCode(err error, stderr io.Writer) int {
+	var usage UsageError
+	switch {
+	case err == nil || errors.Is(err, flag.ErrHelp):
+		return ExitOK
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return ExitUsage
+	default:
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return ExitFail
+	}
+}
+
+// FlagSet is a flag.FlagSet whose flags each fall back to an environment variable: a flag on
+// the command line wins, then the variable, then the default.
+type FlagSet struct {
+	*flag.FlagSet
+	getenv func(string) string
+	errs   []error
+}
+
+// NewFlagSet returns a FlagSet for the program name. usage is printed by -h before the flags.
+func NewFlagSet(name, usage string, getenv func(string) string, stderr io.Writer) *FlagSet {
+	fs := &FlagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), getenv: getenv}
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, strings.TrimLeft(usage, "\n"))
+		fmt.Fprintf(stderr, "\nFlags (each may also be set by the environment variable named beside it):\n")
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func (fs *FlagSet) env(env string) (string, bool) {
+	if env == "" {
+		return "", false
+	}
+	v := fs.getenv(env)
+	return v, v != ""
+}
+
+func envNote(env, usage string) string {
+	if env == "" {
+		return usage
+	}
+	return usage + " [$" + env + "]"
+}
+
+// String defines a string flag with an environment fallback.
+func (fs *FlagSet) String(name, env, def, usage string) *string {
+	if v, ok := fs.env(env); ok {
+		def = v
+	}
+	return fs.FlagSet.String(name, def, envNote(env, usage))
+}
+
+// Int defines an int flag with an environment fallback.
+func (fs *FlagSet) Int(name, env string, def int, usage string) *int {
+	if v, ok := fs.env(env); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			fs.errs = append(fs.errs, fmt.Errorf("$%s=%q: want a whole number for -%s", env, v, name))
+		}
+		def = n
+	}
+	return fs.FlagSet.Int(name, def, envNote(env, usage))
+}
+
+// Duration defines a duration flag with an environment fallback.
+func (fs *FlagSet) Duration(name, env string, def time.Duration, usage string) *time.Duration {
+	if v, ok := fs.env(env); ok {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			fs.errs = append(fs.errs, fmt.Errorf("$%s=%q: want a duration such as 10s or 5m for -%s", env, v, name))
+		}
+		def = d
+	}
+	return fs.FlagSet.Duration(name, def, envNote(env, usage))
+}
+
+// Bool defines a bool flag with an environment fallback.
+func (fs *FlagSet) Bool(name, env string, def bool, usage string) *bool {
+	if v, ok := fs.env(env); ok {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			fs.errs = append(fs.errs, fmt.Errorf("$%s=%q: want true or false for -%s", env, v, name))
+		}
+		def = b
+	}
+	return fs.FlagSet.Bool(name, def, envNote(env, usage))
+}
+
+// Parse parses args. A bad flag or environment value is a UsageError; -h is flag.ErrHelp.
+func (fs *FlagSet) Parse(args []string) error {
+	if len(fs.errs) > 0 {
+		return UsageError{errors.Join(fs.errs...)}
+	}
+	if err := fs.FlagSet.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return UsageError{err}
+	}
+	return nil
+}
+
+// Check returns a UsageError for flag name when bad is true.
+func Check(bad bool, name, format string, args ...any) error {
+	if !bad {
+		return nil
+	}
+	if name != "" {
+		format = "-" + name + ": " + format
+	}
+	return UsageError{fmt.Errorf(format, args...)}
+}
+
+// CheckLogFormat checks the value of a -log-format flag.
+func CheckLogFormat(format string) error {
+	return Check(format != "text" && format != "json", "log-format", "want text or json, got %q", format)
+}
+
+// NewLogger returns the program's one logger, writing text or JSON lines to w.
+func NewLogger(w io.Writer, format string) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}
+
+// MaskURL hides the password in a database or service URL, for logs.
+func MaskURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || u.User == nil {
+		if strings.Contains(s, "password=") { // key=value form
+			f := strings.Fields(s)
+			for i, kv := range f {
+				if strings.HasPrefix(kv, "password=") {
+					f[i] = "password=xxxxx"
+				}
+			}
+			return strings.Join(f, " ")
+		}
+		return s
+	}
+	if _, ok := u.User.Password(); ok {
+		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	return u.String()
+}
+
+// MaskSecret shows that a secret is set without showing it.
+func MaskSecret(s string) string {
+	if s == "" {
+		return "(empty)"
+	}
+	return fmt.Sprintf("(set, %d bytes)", len(s))
+}

@@ -1,0 +1,88 @@
+package event
+
+import (
+	"bufio"
+	"bytes"
+	"io"
+)
+
+// maxRawLine is the longest line the Scanner hands out: MaxLineBytes plus the "\r" of a
+// CRLF ending, which Parse drops.
+const maxRawLine = MaxLineBytes + 1
+
+// Scanner reads an events file line by line with a bufio.Scanner. Unlike a plain
+// bufio.Scanner it does not stop at a line that is too long: such a line is consumed, reported
+// by TooLong, and reading goes on with the next one. Memory stays bounded by its buffer.
+type Scanner struct {
+	s        *bufio.Scanner
+	line     int
+	tooLong  bool // the current line is longer than MaxLineBytes
+	skipping bool // inside a too-long line whose end has not been read yet
+}
+
+// NewScanner returns a Scanner reading r with a buffer of bufSize bytes (at least 128 KiB;
+// a larger buffer means fewer reads).
+func NewScanner(r io.Reader, bufSize int) *Scanner {
+	bufSize = max(bufSize, 2*maxRawLine)
+	sc := &Scanner{s: bufio.NewScanner(r)}
+	sc.s.Buffer(make([]byte, bufSize), bufSize)
+	sc.s.Split(sc.split)
+	return sc
+}
+
+// Scan advances to the next line, which is then available through Bytes. It returns false
+// at the end of the input or on a read error, which Err reports.
+func (sc *Scanner) Scan() bool {
+	if !sc.s.Scan() {
+		return false
+	}
+	sc.line++
+	return true
+}
+
+// Bytes returns the current line without its "\n" (a "\r" before it stays: Parse drops it).
+// It is valid until the next Scan. For a line that is too long it is empty.
+func (sc *Scanner) Bytes() []byte { return sc.s.Bytes() }
+
+// Line returns the 1-based number of the current line.
+func (sc *Scanner) Line() int { return sc.line }
+
+// TooLong reports whether the current line is longer than MaxLineBytes.
+func (sc *Scanner) TooLong() bool { return sc.tooLong }
+
+// Err returns the first error reading the input, or nil at a clean end.
+func (sc *Scanner) Err() error { return sc.s.Err() }
+
+// split cuts lines at "\n" and measures them itself, so that a line longer than maxRawLine
+// is skipped in pieces rather than failing the bufio.Scanner with ErrTooLong.
+func (sc *Scanner) split(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	i := bytes.IndexByte(data, '\n')
+	if sc.skipping {
+		if i < 0 && !atEOF {
+			return len(data), nil, nil
+		}
+		sc.skipping, sc.tooLong = false, true
+		if i < 0 {
+			return len(data), []byte{}, nil
+		}
+		return i + 1, []byte{}, nil
+	}
+	switch {
+	case i >= 0:
+		sc.tooLong = i > maxRawLine
+		if sc.tooLong {
+			return i + 1, []byte{}, nil
+		}
+		return i + 1, data[:i], nil
+	case atEOF && len(data) > 0: // a last line without "\n"
+		sc.tooLong = len(data) > maxRawLine
+		if sc.tooLong {
+			return len(data), []byte{}, nil
+		}
+		return len(data), data, nil
+	case len(data) > maxRawLine:
+		sc.skipping = true
+		return len(data), nil, nil
+	}
+	return 0, nil, nil
+}

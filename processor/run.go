@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"finonex/internal/cli"
+	"finonex/internal/spool"
+	"finonex/internal/store"
+)
+
+const usage = `
+processor applies events files to PostgreSQL, exactly once per file.
+
+Usage: processor [flags] [FILE...]
+
+With no FILE: finish claimed files an interrupted run left beside -events-file, then claim
+-events-file itself and apply it. With FILEs: claim and apply each of them.
+
+Example:
+  processor -events-file server_events.jsonl
+
+Exit status: 0 when every file was applied or there was nothing to do (invalid lines are
+reported and set aside, not a failure), 1 when a file could not be applied (it keeps its
+claimed name for the next run), 2 on bad flags.
+`
+
+type config struct {
+	eventsFile string
+	dsn        string
+	quiet      bool
+	every      time.Duration
+	files      []string
+}
+
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	fs := cli.NewFlagSet("processor", usage, getenv, stderr)
+	events := fs.String("events-file", "FINONEX_EVENTS_FILE", "server_events.jsonl", "the server's live events `file`; claimed, processed and rejected files go beside it")
+	dsn := fs.String("db", "DATABASE_URL", store.DefaultDSN, "PostgreSQL `URL`; the database and schema are created when missing")
+	quiet := fs.Bool("quiet", "FINONEX_QUIET", false, "no progress line")
+	every := fs.Duration("progress-interval", "FINONEX_PROGRESS_INTERVAL", 5*time.Second, "how often to print a progress line when stderr is not a terminal")
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	c := config{eventsFile: *events, dsn: *dsn, quiet: *quiet, every: *every, files: fs.Args()}
+	return c, errors.Join(
+		cli.Check(c.eventsFile == "", "events-file", "must not be empty"),
+		cli.Check(c.every <= 0, "progress-interval", "must be positive"),
+	)
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	c, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	db, err := store.Open(c.dsn)
+	if err != nil {
+		return cli.UsageError{Err: fmt.Errorf("-db: %w", err)}
+	}
+	defer db.Close()
+	p := &processor{db: db, con: cli.NewConsole(stderr, c.quiet), out: stdout, every: c.every}
+	start := time.Now()
+
+	var errs []error
+	if len(c.files) > 0 {
+		for _, f := range c.files {
+			errs = append(errs, p.claimAndApply(ctx, f, true))
+		}
+	} else {
+		leftovers, err := spool.Leftovers(c.eventsFile)
+		if err != nil {
+			return err
+		}
+		for _, f := range leftovers {
+			fmt.Fprintf(stdout, "finishing %s, left by an interrupted run\n", f)
+			errs = append(errs, p.apply(ctx, f))
+		}
+		errs = append(errs, p.claimAndApply(ctx, c.eventsFile, false))
+	}
+	if p.files == 0 {
+		fmt.Fprintf(stdout, "nothing to process: no events file at %s\n", c.eventsFile)
+		return errors.Join(errs...)
+	}
+	fmt.Fprintf(stdout, "done: %d files, %d events applied, %d distinct users, %d invalid lines set aside; database %s, total %s\n",
+		p.files, p.events, p.users, p.rejected, p.dbTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	return errors.Join(errs...)
+}
+
+// processor applies files and keeps the totals of a run.
+type processor struct {
+	db    *store.Store
+	con   *cli.Console
+	out   io.Writer
+	every time.Duration
+
+	files, events, users, rejected int64
+	dbTime                         time.Duration
+}
+
+// claimAndApply claims the file at path and applies it. A path that is itself a claimed
+// file is applied as it is. named says the user gave the path, so a missing file is an error.
+func (p *processor) claimAndApply(ctx context.Context, path string, named bool) error {
+	if spool.IsClaimed(path) {
+		return p.apply(ctx, path)
+	}
+	base := strings.TrimSuffix(path, filepath.Ext(path))
+	if strings.HasSuffix(base, "_processed") || strings.HasSuffix(base, "_rejected") {
+		return fmt.Errorf("%s: already processed or rejected; to apply it again, copy it to a new name first", path)
+	}
+	claimed, err := spool.Claim(path, time.Now())
+	if err != nil {
+		return err
+	}
+	if claimed == "" {
+		if named {
+			return fmt.Errorf("%s: no such file", path)
+		}
+		return nil
+	}
+	fmt.Fprintf(p.out, "claimed %s as %s\n", path, filepath.Base(claimed))
+	return p.apply(ctx, claimed)
+}
+
+// apply applies one claimed file exactly once, then marks it processed. On failure the file
+// keeps its claimed name, for the next run.
+func (p *processor) apply(ctx context.Context, claimed string) error {
+	p.files++
+	if err := spool.Fence(claimed); err != nil {
+		return err
+	}
+	name := filepath.Base(claimed)
+	done, _, err := p.db.Applied(ctx, name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", claimed, err)
+	}
+	if !done {
+		s, err := p.sum(claimed)
+		if err != nil {
+			return err
+		}
+		dbStart := time.Now()
+		applied, err := p.db.Apply(ctx, store.Batch{File: name, Events: s.events, SHA256: s.sha256, Users: s.users, Deltas: s.deltas})
+		p.dbTime += time.Since(dbStart)
+		if err != nil {
+			return fmt.Errorf("%s: nothing applied, file kept for the next run: %w", claimed, err)
+		}
+		if applied {
+			p.events += s.events
+			p.users += int64(len(s.users))
+			p.rejected += s.rejected
+			fmt.Fprintf(p.out, "applied %s: %d events, %d users, %d invalid lines%s\n", name, s.events, len(s.users), s.rejected, s.rejectedNote())
+		} else {
+			fmt.Fprintf(p.out, "%s was applied meanwhile by another processor; not applied again\n", name)
+		}
+	} else {
+		fmt.Fprintf(p.out, "%s is already in the ledger (applied earlier); not applied again\n", name)
+	}
+	processed, err := spool.MarkProcessed(claimed)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) { // another processor marked it
+			return nil
+		}
+		return err
+	}
+	fmt.Fprintf(p.out, "renamed to %s\n", filepath.Base(processed))
+	return nil
+}

@@ -1,0 +1,25 @@
+package main
+
+import (
+	"log/slog"
+	"net/http"
+
+	"finonex/internal/idempotency"
+	"finonex/internal/spool"
+	"finonex/internal/store"
+)
+
+// NewServer returns the server's HTTP handler: every route, in one place.
+func NewServer(log *slog.Logger, secret, eventsFile string, logRequests bool, w *spool.Writer, keys *idempotency.Window, db *store.Store, m *metrics) http.Handler {
+	mux := http.NewServeMux()
+	auth := requireSecret(secret)
+	mux.Handle("POST /liveEvent", auth(handleLiveEvent(log, w, keys, m)))
+	mux.Handle("GET /userEvents/{userid}", auth(handleUserEvents(log, db, m)))
+	mux.Handle("GET /healthz", handleHealthz())
+	mux.Handle("GET /readyz", handleReadyz(w, db, eventsFile))
+	mux.Handle("GET /debug/vars", auth(m))
+	if logRequests {
+		return logEach(log, mux)
+	}
+	return mux
+}
