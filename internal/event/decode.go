@@ -91,7 +91,7 @@ func decode(line []byte, allowKey bool) (raw, error) {
 				return raw{}, fmt.Errorf("expected ':' after key %q", k)
 			}
 			d.skipSpace()
-			bit, err := d.member(&r, string(k), allowKey)
+			bit, err := d.member(&r, k, allowKey)
 			if err != nil {
 				return raw{}, err
 			}
@@ -125,8 +125,8 @@ func decode(line []byte, allowKey bool) (raw, error) {
 }
 
 // member decodes the value of key k into r and returns the key's bit.
-func (d *decoder) member(r *raw, k string, allowKey bool) (int, error) {
-	switch k {
+func (d *decoder) member(r *raw, k []byte, allowKey bool) (int, error) {
+	switch string(k) {
 	case "userId":
 		s, err := d.str()
 		if err != nil {

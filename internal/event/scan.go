@@ -69,13 +69,13 @@ func (sc *Scanner) split(data []byte, atEOF bool) (advance int, token []byte, er
 	}
 	switch {
 	case i >= 0:
-		sc.tooLong = i > maxRawLine
+		sc.tooLong = tooLong(data[:i])
 		if sc.tooLong {
 			return i + 1, []byte{}, nil
 		}
 		return i + 1, data[:i], nil
 	case atEOF && len(data) > 0: // a last line without "\n"
-		sc.tooLong = len(data) > maxRawLine
+		sc.tooLong = tooLong(data)
 		if sc.tooLong {
 			return len(data), []byte{}, nil
 		}
@@ -85,4 +85,14 @@ func (sc *Scanner) split(data []byte, atEOF bool) (advance int, token []byte, er
 		return len(data), nil, nil
 	}
 	return 0, nil, nil
+}
+
+// tooLong reports whether a line (without "\n") is longer than MaxLineBytes once a trailing
+// "\r" is dropped.
+func tooLong(line []byte) bool {
+	n := len(line)
+	if n > 0 && line[n-1] == '\r' {
+		n--
+	}
+	return n > MaxLineBytes
 }
