@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"finonex/internal/cli"
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.UsageError{Err: fmt.Errorf("-db: %w", err)}
 	}
 	defer db.Close()
-	p := &processor{db: db, con: cli.NewConsole(stderr, c.quiet), out: stdout, every: c.every}
+	p := &processor{db: db, con: cli.NewConsole(stderr, c.quiet), out: stdout, every: c.every, crashAt: getenv(crashEnv)}
 	start := time.Now()
 
 	var errs []error
@@ -102,6 +103,20 @@ type processor struct {
 
 	files, events, users, rejected int64
 	dbTime                         time.Duration
+
+	crashAt string // fault injection, see crash
+}
+
+// crashEnv names the variable that makes the processor kill itself with SIGKILL at one
+// point of its work: after-claim, mid-read, before-commit or after-commit. The
+// fault-injection tests use it to prove that a restart finishes the work exactly once.
+const crashEnv = "FINONEX_TEST_CRASH_AT"
+
+// crash kills the process, as kill -9 would, when point is the one chosen by crashEnv.
+func (p *processor) crash(point string) {
+	if p.crashAt == point {
+		syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	}
 }
 
 // claimAndApply claims the file at path and applies it. A path that is itself a claimed
@@ -125,6 +140,7 @@ func (p *processor) claimAndApply(ctx context.Context, path string, named bool) 
 		return nil
 	}
 	fmt.Fprintf(p.out, "claimed %s as %s\n", path, filepath.Base(claimed))
+	p.crash("after-claim")
 	return p.apply(ctx, claimed)
 }
 
@@ -146,8 +162,10 @@ func (p *processor) apply(ctx context.Context, claimed string) error {
 			return err
 		}
 		dbStart := time.Now()
-		applied, err := p.db.Apply(ctx, store.Batch{File: name, Events: s.events, SHA256: s.sha256, Users: s.users, Deltas: s.deltas})
+		applied, err := p.db.Apply(ctx, store.Batch{File: name, Events: s.events, SHA256: s.sha256, Users: s.users, Deltas: s.deltas,
+			BeforeCommit: func() { p.crash("before-commit") }})
 		p.dbTime += time.Since(dbStart)
+		p.crash("after-commit")
 		if err != nil {
 			return fmt.Errorf("%s: nothing applied, file kept for the next run: %w", claimed, err)
 		}

@@ -98,7 +98,9 @@ func (p *processor) sum(path string) (summary, error) {
 			rej.add(sc.Line(), line, err)
 			continue
 		}
-		atomic.AddInt64(&events, 1)
+		if atomic.AddInt64(&events, 1) == 1 {
+			p.crash("mid-read")
+		}
 	}
 	stop()
 	err = errors.Join(sc.Err(), rej.close())

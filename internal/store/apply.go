@@ -21,6 +21,10 @@ type Batch struct {
 	SHA256 string   // hex digest of the file's bytes
 	Users  []string // distinct users, in any order
 	Deltas []int64  // Deltas[i] is the revenue change of Users[i]
+
+	// BeforeCommit, when set, runs inside the transaction just before COMMIT. It exists for
+	// fault-injection tests that kill the process at that point.
+	BeforeCommit func()
 }
 
 // chunkRows is how many users one upsert statement carries. Large enough that round trips
@@ -86,6 +90,9 @@ VALUES ($1, $2, $3, $4, $5) ON CONFLICT (file_name) DO NOTHING`, b.File, b.Event
 			if _, err := tx.ExecContext(ctx, upsert, pq.Array(users[i:j]), pq.Array(deltas[i:j])); err != nil {
 				return fmt.Errorf("add revenue of %s: %w", b.File, err)
 			}
+		}
+		if b.BeforeCommit != nil {
+			b.BeforeCommit()
 		}
 		return nil
 	})
