@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -145,48 +146,60 @@ func (p *processor) claimAndApply(ctx context.Context, path string, named bool) 
 }
 
 // apply applies one claimed file exactly once, then marks it processed. On failure the file
-// keeps its claimed name, for the next run.
+// keeps its claimed name, for the next run. A file another processor is working on, or has
+// just finished, is left to it.
 func (p *processor) apply(ctx context.Context, claimed string) error {
-	p.files++
-	if err := spool.Fence(claimed); err != nil {
+	name := filepath.Base(claimed)
+	lease, err := spool.Take(claimed)
+	switch {
+	case errors.Is(err, spool.ErrBusy):
+		fmt.Fprintf(p.out, "%s is being applied by another processor; left to it\n", name)
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return nil // another processor finished it since we listed it
+	case err != nil:
 		return err
 	}
-	name := filepath.Base(claimed)
+	defer lease.Release()
+	p.files++
 	done, _, err := p.db.Applied(ctx, name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", claimed, err)
 	}
-	if !done {
-		s, err := p.sum(claimed)
-		if err != nil {
-			return err
-		}
-		dbStart := time.Now()
-		applied, err := p.db.Apply(ctx, store.Batch{File: name, Events: s.events, SHA256: s.sha256, Users: s.users, Deltas: s.deltas,
-			BeforeCommit: func() { p.crash("before-commit") }})
-		p.dbTime += time.Since(dbStart)
-		p.crash("after-commit")
-		if err != nil {
-			return fmt.Errorf("%s: nothing applied, file kept for the next run: %w", claimed, err)
-		}
-		if applied {
-			p.events += s.events
-			p.users += int64(len(s.users))
-			p.rejected += s.rejected
-			fmt.Fprintf(p.out, "applied %s: %d events, %d users, %d invalid lines%s\n", name, s.events, len(s.users), s.rejected, s.rejectedNote())
-		} else {
-			fmt.Fprintf(p.out, "%s was applied meanwhile by another processor; not applied again\n", name)
-		}
-	} else {
+	if done {
 		fmt.Fprintf(p.out, "%s is already in the ledger (applied earlier); not applied again\n", name)
+	} else if err := p.sumAndApply(ctx, claimed); err != nil {
+		return err
 	}
 	processed, err := spool.MarkProcessed(claimed)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) { // another processor marked it
-			return nil
-		}
 		return err
 	}
 	fmt.Fprintf(p.out, "renamed to %s\n", filepath.Base(processed))
+	return nil
+}
+
+func (p *processor) sumAndApply(ctx context.Context, claimed string) error {
+	name := filepath.Base(claimed)
+	s, err := p.sum(claimed)
+	if err != nil {
+		return err
+	}
+	dbStart := time.Now()
+	applied, err := p.db.Apply(ctx, store.Batch{File: name, Events: s.events, SHA256: s.sha256, Users: s.users, Deltas: s.deltas,
+		BeforeCommit: func() { p.crash("before-commit") }})
+	p.dbTime += time.Since(dbStart)
+	p.crash("after-commit")
+	if err != nil {
+		return fmt.Errorf("%s: nothing applied, file kept for the next run: %w", claimed, err)
+	}
+	if !applied { // the lease makes this rare: the ledger is the last word
+		fmt.Fprintf(p.out, "%s was applied meanwhile by another processor; not applied again\n", name)
+		return nil
+	}
+	p.events += s.events
+	p.users += int64(len(s.users))
+	p.rejected += s.rejected
+	fmt.Fprintf(p.out, "applied %s: %d events, %d users, %d invalid lines%s\n", name, s.events, len(s.users), s.rejected, s.rejectedNote())
 	return nil
 }

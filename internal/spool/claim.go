@@ -91,13 +91,17 @@ func Fence(claimed string) error {
 		return fmt.Errorf("fence %s: %w", claimed, err)
 	}
 	defer f.Close()
-	if err := flock(f, syscall.LOCK_EX); err != nil {
-		return fmt.Errorf("fence %s: %w", claimed, err)
-	}
-	if err := flock(f, syscall.LOCK_UN); err != nil {
+	if err := fence(f); err != nil {
 		return fmt.Errorf("fence %s: %w", claimed, err)
 	}
 	return nil
+}
+
+func fence(f *os.File) error {
+	if err := flock(f, syscall.LOCK_EX); err != nil {
+		return err
+	}
+	return flock(f, syscall.LOCK_UN)
 }
 
 // Leftovers returns the claimed files beside the live file at path that were never marked

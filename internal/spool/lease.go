@@ -1,0 +1,49 @@
+package spool
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"syscall"
+)
+
+// ErrBusy is returned by Take when another processor holds the claimed file.
+var ErrBusy = errors.New("another processor is applying this file")
+
+// fOFDSetLK is F_OFD_SETLK (Linux 3.15+): a record lock owned by the open file, not the
+// process. Such locks are independent of the writers' flock, so a processor can hold one for
+// as long as it works without ever making the server wait.
+const fOFDSetLK = 37
+
+// Lease is a processor's exclusive hold on a claimed file, so that two processors never work
+// on the same file at once. The kernel drops it when the process dies, so a file whose
+// processor was killed can be taken over at once.
+type Lease struct {
+	f *os.File
+}
+
+// Take leases the claimed file and fences off its writers (see Fence). It returns ErrBusy
+// when another processor holds the file, and an error satisfying errors.Is(err,
+// fs.ErrNotExist) when the file is gone (another processor finished it).
+func Take(claimed string) (*Lease, error) {
+	f, err := os.OpenFile(claimed, os.O_RDWR, 0) // a write lock needs a writable descriptor
+	if err != nil {
+		return nil, fmt.Errorf("lease %s: %w", claimed, err)
+	}
+	lk := syscall.Flock_t{Type: syscall.F_WRLCK} // the whole file; Pid must be 0 for OFD locks
+	if err := syscall.FcntlFlock(f.Fd(), fOFDSetLK, &lk); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+			return nil, ErrBusy
+		}
+		return nil, fmt.Errorf("lease %s: %w", claimed, err)
+	}
+	if err := fence(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("fence %s: %w", claimed, err)
+	}
+	return &Lease{f: f}, nil
+}
+
+// Release gives the file up.
+func (l *Lease) Release() error { return l.f.Close() }
