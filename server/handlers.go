@@ -59,14 +59,22 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Write(append(body, '\n'))
 }
 
-// requireSecret lets a request through only when its Authorization header equals secret.
-// Both sides are hashed first, so the comparison takes the same time whatever their lengths.
-func requireSecret(secret string) func(http.Handler) http.Handler {
-	want := sha256.Sum256([]byte(secret))
+// requireSecret lets a request through only when its Authorization header equals one of
+// the secrets. Both sides are hashed first, and every secret is compared, so the time taken
+// says nothing about the secrets.
+func requireSecret(secrets []string) func(http.Handler) http.Handler {
+	want := make([][sha256.Size]byte, len(secrets))
+	for i, s := range secrets {
+		want[i] = sha256.Sum256([]byte(s))
+	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			got := sha256.Sum256([]byte(r.Header.Get("Authorization")))
-			if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			ok := 0
+			for i := range want {
+				ok |= subtle.ConstantTimeCompare(got[:], want[i][:])
+			}
+			if ok != 1 {
 				writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong Authorization header"})
 				return
 			}

@@ -10,9 +10,9 @@ import (
 )
 
 // NewServer returns the server's HTTP handler: every route, in one place.
-func NewServer(log *slog.Logger, secret, eventsFile string, logRequests bool, w *spool.Writer, keys *idempotency.Window, db *store.Store, m *metrics) http.Handler {
+func NewServer(log *slog.Logger, secrets []string, eventsFile string, logRequests bool, w *spool.Writer, keys *idempotency.Window, db *store.Store, m *metrics) http.Handler {
 	mux := http.NewServeMux()
-	auth := requireSecret(secret)
+	auth := requireSecret(secrets)
 	mux.Handle("POST /liveEvent", auth(handleLiveEvent(log, w, keys, m)))
 	mux.Handle("GET /userEvents/{userid}", auth(handleUserEvents(log, db, m)))
 	mux.Handle("GET /healthz", handleHealthz())

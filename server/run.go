@@ -33,6 +33,7 @@ type config struct {
 	eventsFile    string
 	dsn           string
 	secret        string
+	oldSecret     string
 	window        time.Duration
 	queue         int
 	logFormat     string
@@ -48,6 +49,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	events := fs.String("events-file", "FINONEX_EVENTS_FILE", "server_events.jsonl", "`file` to append events to; the processor claims it")
 	dsn := fs.String("db", "DATABASE_URL", store.DefaultDSN, "PostgreSQL `URL`; the database and schema are created when missing")
 	secret := fs.String("secret", "FINONEX_SECRET", "secret", "the value the Authorization header must equal")
+	oldSecret := fs.String("old-secret", "FINONEX_OLD_SECRET", "", "a second accepted secret, while clients move to a new -secret (rotation); empty: none")
 	window := fs.Duration("idempotency-window", "FINONEX_IDEMPOTENCY_WINDOW", 10*time.Minute, "how long an acknowledged Idempotency-Key is remembered")
 	queue := fs.Int("queue", "FINONEX_QUEUE", 16384, "events that may wait to be written before the server sheds load with 503")
 	logFormat := fs.String("log-format", "FINONEX_LOG_FORMAT", "text", "log `format`: text or json")
@@ -58,7 +60,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return c, err
 	}
 	c = config{
-		addr: *addr, eventsFile: *events, dsn: *dsn, secret: *secret, window: *window, queue: *queue,
+		addr: *addr, eventsFile: *events, dsn: *dsn, secret: *secret, oldSecret: *oldSecret, window: *window, queue: *queue,
 		logFormat: *logFormat, logRequests: *logRequests, statsInterval: *stats, shutdown: *shutdown,
 	}
 	return c, errors.Join(
@@ -81,7 +83,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log := cli.NewLogger(stderr, c.logFormat)
 	log.Info("starting", "addr", c.addr, "events_file", c.eventsFile, "db", cli.MaskURL(c.dsn),
-		"secret", cli.MaskSecret(c.secret), "idempotency_window", c.window, "queue", c.queue,
+		"secret", cli.MaskSecret(c.secret), "old_secret", cli.MaskSecret(c.oldSecret), "idempotency_window", c.window, "queue", c.queue,
 		"log_format", c.logFormat, "log_requests", c.logRequests, "stats_interval", c.statsInterval)
 
 	db, err := store.Open(c.dsn)
@@ -115,7 +117,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	m := newMetrics(w, keys)
 	srv := &http.Server{
-		Handler:           NewServer(log, c.secret, c.eventsFile, c.logRequests, w, keys, db, m),
+		Handler:           NewServer(log, secrets(c.secret, c.oldSecret), c.eventsFile, c.logRequests, w, keys, db, m),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -157,4 +159,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	log.Info("stopped", "events_written", w.Stats().Lines)
 	return nil
+}
+
+// secrets lists the accepted secrets: the current one, and the old one during a rotation.
+func secrets(current, old string) []string {
+	if old == "" {
+		return []string{current}
+	}
+	return []string{current, old}
 }
