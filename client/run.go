@@ -283,7 +283,7 @@ func (s *sender) post(ctx context.Context, body []byte, key string) (retryAfter 
 func (s *sender) summary(w io.Writer) {
 	elapsed := time.Since(s.start)
 	sent := s.sent.Load()
-	fmt.Fprintf(w, "sent %d events in %s (%.0f events/s): %d skipped invalid, %d failed, %d retries; latency p50 %s, p99 %s\n",
+	fmt.Fprintf(w, "sent %d events in %s (%.0f events/s): %d skipped invalid, %d failed, %d retries; latency p50 %s, p99 %s; run id %s\n",
 		sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), s.skipped.Load(), s.failed.Load(),
-		s.retried.Load(), s.latency.quantile(0.50), s.latency.quantile(0.99))
+		s.retried.Load(), s.latency.quantile(0.50), s.latency.quantile(0.99), s.cfg.runID)
 }
