@@ -433,7 +433,8 @@ func TestResponsesDropped(t *testing.T) {
 	sameRevenue(t, tableRevenue(t, dsn), want)
 }
 
-func debugVar(t *testing.T, base, name string) float64 {
+// debugVar reads one number from the server's /debug/vars, following path into nested maps.
+func debugVar(t testing.TB, base string, path ...string) float64 {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, base+"/debug/vars", nil)
 	req.Header.Set("Authorization", testSecret)
@@ -442,10 +443,14 @@ func debugVar(t *testing.T, base, name string) float64 {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var vars map[string]any
-	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
+	var v any
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
 		t.Fatalf("decode /debug/vars: %v", err)
 	}
-	v, _ := vars[name].(float64)
-	return v
+	for _, key := range path {
+		m, _ := v.(map[string]any)
+		v = m[key]
+	}
+	n, _ := v.(float64)
+	return n
 }

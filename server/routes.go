@@ -3,6 +3,7 @@ package main
 import (
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 
 	"finonex/internal/idempotency"
 	"finonex/internal/spool"
@@ -18,6 +19,9 @@ func NewServer(log *slog.Logger, secrets []string, eventsFile string, logRequest
 	mux.Handle("GET /healthz", handleHealthz())
 	mux.Handle("GET /readyz", handleReadyz(w, db, eventsFile))
 	mux.Handle("GET /debug/vars", auth(m))
+	mux.Handle("GET /debug/pprof/", auth(http.HandlerFunc(pprof.Index)))
+	mux.Handle("GET /debug/pprof/profile", auth(http.HandlerFunc(pprof.Profile)))
+	mux.Handle("GET /debug/pprof/trace", auth(http.HandlerFunc(pprof.Trace)))
 	if logRequests {
 		return logEach(log, mux)
 	}
