@@ -7,7 +7,9 @@
 #                                           (args replace ./... when they name packages)
 #   ./run_test.sh demo [events-file]        build the three programs and run them end to end
 #                                           on events.jsonl, then print each user's revenue
-#   ./run_test.sh bench [go test args...]   go test -run '^$' -bench . -benchmem
+#   ./run_test.sh bench [-short]            the benchmark suite: every stage against a ceiling
+#                                           measured in the same run, as one table
+#   ./run_test.sh bench ./internal/...      those packages' micro-benchmarks
 #   ./run_test.sh help                      this text
 #
 # Which PostgreSQL (first that applies):
@@ -63,7 +65,10 @@ Modes:
   demo [events-file]    build server, client and processor, run them end to end on
                         events.jsonl (or events-file) against database finonex_demo, and
                         print every user's revenue
-  bench [go test args]  go test -run '^$' -bench . -benchmem ./... (args as for test)
+  bench [-short]        the benchmark suite (bench_test.go): every stage of the pipeline
+                        against a ceiling measured in the same run, printed as one table;
+                        -short runs a tenth of the full size
+  bench PACKAGES        those packages' micro-benchmarks, e.g. ./run_test.sh bench ./internal/...
   help, -h              this text
 
 PostgreSQL, first that applies:
@@ -441,14 +446,21 @@ mode_test() {
 	go test -count=1 ${race[@]+"${race[@]}"} "${args[@]}"
 }
 
+# mode_bench runs the benchmark suite (BenchmarkSuite in bench_test.go: every stage against
+# a ceiling measured in the same run, printed as one table), or, when the args name packages,
+# those packages' micro-benchmarks.
 mode_bench() {
 	need_go
 	provision_pg
-	local args=("$@")
-	names_packages "$@" || args+=(./...)
-	STEP="go test -run '^\$' -bench . -benchmem ${args[*]}"
+	if names_packages "$@"; then
+		STEP="go test -run '^\$' -bench . -benchmem $*"
+		say "$STEP"
+		go test -run '^$' -bench . -benchmem "$@"
+		return
+	fi
+	STEP="go test -run '^\$' -bench '^BenchmarkSuite\$' -benchtime 1x -timeout 90m $* ."
 	say "$STEP"
-	go test -run '^$' -bench . -benchmem "${args[@]}"
+	go test -run '^$' -bench '^BenchmarkSuite$' -benchtime 1x -timeout 90m "$@" .
 }
 
 # urlencode STRING: percent-encode everything but unreserved characters, byte by byte.
