@@ -87,7 +87,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		errs = append(errs, p.claimAndApply(ctx, c.eventsFile, false))
 	}
 	if p.files == 0 {
-		fmt.Fprintf(stdout, "nothing to process: no events file at %s\n", c.eventsFile)
+		if p.busy == 0 {
+			fmt.Fprintf(stdout, "nothing to process: no events file at %s\n", c.eventsFile)
+		}
 		return errors.Join(errs...)
 	}
 	fmt.Fprintf(stdout, "done: %d files, %d events applied, %d distinct users, %d invalid lines set aside; read %s, database %s, total %s\n",
@@ -103,6 +105,7 @@ type processor struct {
 	every time.Duration
 
 	files, events, users, rejected int64
+	busy                           int64 // files left to another processor
 	readTime, dbTime               time.Duration
 
 	crashAt string // fault injection, see crash
@@ -124,6 +127,9 @@ func (p *processor) crash(point string) {
 // file is applied as it is. named says the user gave the path, so a missing file is an error.
 func (p *processor) claimAndApply(ctx context.Context, path string, named bool) error {
 	if spool.IsClaimed(path) {
+		if _, err := os.Stat(path); named && err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
 		return p.apply(ctx, path)
 	}
 	base := strings.TrimSuffix(path, filepath.Ext(path))
@@ -153,6 +159,7 @@ func (p *processor) apply(ctx context.Context, claimed string) error {
 	lease, err := spool.Take(claimed)
 	switch {
 	case errors.Is(err, spool.ErrBusy):
+		p.busy++
 		fmt.Fprintf(p.out, "%s is being applied by another processor; left to it\n", name)
 		return nil
 	case errors.Is(err, fs.ErrNotExist):

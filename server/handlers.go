@@ -209,10 +209,10 @@ func handleReadyz(wr *spool.Writer, db *store.Store, eventsFile string) http.Han
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		var problems []string
-		if err := wr.Healthy(); err != nil {
-			problems = append(problems, "events file: "+err.Error())
-		} else if err := syscall.Access(filepath.Dir(eventsFile), 2 /* W_OK */); err != nil {
-			problems = append(problems, "events file: directory not writable: "+err.Error())
+		if wr.Healthy() != nil {
+			problems = append(problems, "events file: writes failed and the writer stopped; see the server log, then restart")
+		} else if syscall.Access(filepath.Dir(eventsFile), 2 /* W_OK */) != nil {
+			problems = append(problems, "events file: its directory is not writable")
 		}
 		if err := db.Ping(ctx); err != nil {
 			problems = append(problems, "database: unavailable")

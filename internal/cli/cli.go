@@ -10,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -160,23 +161,22 @@ func NewLogger(w io.Writer, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, nil))
 }
 
-// MaskURL hides the password in a database or service URL, for logs.
+// kvPassword matches a password in a key=value connection string, quoted or not.
+var kvPassword = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S*)`)
+
+// MaskURL hides the password in a database URL (in its user part or its query) or in a
+// key=value connection string, for logs.
 func MaskURL(s string) string {
 	u, err := url.Parse(s)
-	if err != nil || u.User == nil {
-		if strings.Contains(s, "password=") { // key=value form
-			f := strings.Fields(s)
-			for i, kv := range f {
-				if strings.HasPrefix(kv, "password=") {
-					f[i] = "password=xxxxx"
-				}
-			}
-			return strings.Join(f, " ")
-		}
-		return s
+	if err != nil || u.Scheme == "" || u.Host == "" && u.User == nil {
+		return kvPassword.ReplaceAllString(s, "password=xxxxx")
 	}
 	if _, ok := u.User.Password(); ok {
 		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
 	}
 	return u.String()
 }
