@@ -23,18 +23,6 @@
 //	client -file events.jsonl -url http://localhost:8000 -secret s3cret -concurrency 64
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "finonex/internal/cli"
 
-	"finonex/internal/cli"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(cli.ExitCode(err, os.Stderr))
-}
+func main() { cli.Main(run) }

@@ -28,18 +28,6 @@
 //	processor -events-file server_events.jsonl -db postgres://postgres@localhost:5432/finonex
 package main
 
-import (
-	"context"
-	"os"
-	"os/signal"
-	"syscall"
+import "finonex/internal/cli"
 
-	"finonex/internal/cli"
-)
-
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
-	stop()
-	os.Exit(cli.ExitCode(err, os.Stderr))
-}
+func main() { cli.Main(run) }

@@ -4,15 +4,19 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/url"
+	"os"
+	"os/signal"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -187,4 +191,18 @@ func MaskSecret(s string) string {
 		return "(empty)"
 	}
 	return fmt.Sprintf("(set, %d bytes)", len(s))
+}
+
+// RunFunc is a program's run: everything main does, with its inputs injected so that tests
+// can call it. It returns nil on success.
+type RunFunc func(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error
+
+// Main is each program's main: it cancels run's context on SIGINT or SIGTERM, prints run's
+// error, and exits with the status ExitCode gives. It is the only place that calls os.Exit,
+// after run has returned and its deferred closes and rollbacks have run.
+func Main(run RunFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(ExitCode(err, os.Stderr))
 }
