@@ -3,6 +3,7 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"syscall"
 )
@@ -35,6 +36,15 @@ func Take(claimed string) (*Lease, error) {
 		f.Close()
 		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
 			return nil, ErrBusy
+		}
+		return nil, fmt.Errorf("lease %s: %w", claimed, err)
+	}
+	// A processor that held the file before us may have finished it and renamed it to its
+	// processed name after we opened it: then the lease is on the wrong name.
+	if same, err := (OS{}).SameFile(claimed, osFile{f}); err != nil || !same {
+		f.Close()
+		if err == nil {
+			err = fs.ErrNotExist
 		}
 		return nil, fmt.Errorf("lease %s: %w", claimed, err)
 	}
