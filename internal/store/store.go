@@ -51,6 +51,11 @@ func Open(dsn string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
 	}
+	if cfg.ConnectTimeout == 0 {
+		// lib/pq bounds the startup handshake by connect_timeout only, not by the context: a
+		// server that accepts and never answers would otherwise hang every caller.
+		cfg.ConnectTimeout = 5 * time.Second
+	}
 	c, err := pq.NewConnectorConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("database URL: %w", err)
@@ -81,12 +86,16 @@ func (s *Store) Ensure(ctx context.Context) error {
 	if s.lastErr != nil && time.Since(s.lastTry) < s.retryGap {
 		return s.lastErr
 	}
-	s.lastTry = time.Now()
-	s.lastErr = s.ensure(ctx)
-	if s.lastErr == nil {
-		s.ready = true
+	err := s.ensure(ctx)
+	switch {
+	case err == nil:
+		s.ready, s.lastErr = true, nil
+	case ctx.Err() != nil:
+		s.lastErr = nil // the caller gave up: that says nothing about PostgreSQL
+	default:
+		s.lastErr, s.lastTry = err, time.Now()
 	}
-	return s.lastErr
+	return err
 }
 
 func (s *Store) ensure(ctx context.Context) error {
@@ -119,7 +128,9 @@ func (s *Store) createDatabase(ctx context.Context) error {
 	db := sql.OpenDB(c)
 	defer db.Close()
 	_, err = db.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(s.name)+" ENCODING 'UTF8' TEMPLATE template0")
-	if err != nil && sqlState(err) != pqerror.DuplicateDatabase { // another process won the race
+	// Another process may win the race: PostgreSQL reports that as duplicate_database, or as
+	// a unique violation when both CREATE DATABASE statements ran at once.
+	if code := sqlState(err); err != nil && code != pqerror.DuplicateDatabase && code != pqerror.UniqueViolation {
 		return fmt.Errorf("create database %q: %w", s.name, err)
 	}
 	return s.db.PingContext(ctx)
