@@ -24,7 +24,9 @@ const claimTime = "20060102T150405.000000000Z"
 // claimPattern matches what Claim adds to a name.
 const claimPattern = `_\d{8}T\d{6}\.\d{9}Z-[0-9a-f]{8}`
 
-var claimedBase = regexp.MustCompile(claimPattern + "$")
+// claimedName matches the end of a claimed name: the claim part (group 1), an optional
+// _processed or _rejected (group 2), and the extension of the live file, if it had one.
+var claimedName = regexp.MustCompile(`(` + claimPattern + `)(_processed|_rejected)?(?:\.[^.]*)?$`)
 
 // ClaimName returns a new, unique name to claim the file at path under.
 func ClaimName(path string, now time.Time) (string, error) {
@@ -38,8 +40,8 @@ func ClaimName(path string, now time.Time) (string, error) {
 
 // IsClaimed reports whether path is a claimed file: named by Claim, not yet processed.
 func IsClaimed(path string) bool {
-	base, _ := splitExt(path)
-	return claimedBase.MatchString(base)
+	m := claimedName.FindStringSubmatchIndex(filepath.Base(path))
+	return m != nil && m[4] < 0 // no _processed or _rejected
 }
 
 // ProcessedName is the name a claimed file gets once it has been applied.
@@ -48,9 +50,16 @@ func ProcessedName(claimed string) string { return withSuffix(claimed, "_process
 // RejectedName is the name of the file that holds a claimed file's invalid lines.
 func RejectedName(claimed string) string { return withSuffix(claimed, "_rejected") }
 
-func withSuffix(path, suffix string) string {
-	base, ext := splitExt(path)
-	return base + suffix + ext
+// withSuffix puts suffix right after the claim part of the name, before any extension. The
+// claim part itself holds a ".", so filepath.Ext cannot be trusted to find the extension.
+func withSuffix(claimed, suffix string) string {
+	dir, name := filepath.Split(claimed)
+	m := claimedName.FindStringSubmatchIndex(name)
+	if m == nil {
+		base, ext := splitExt(claimed)
+		return base + suffix + ext
+	}
+	return dir + name[:m[3]] + suffix + name[m[3]:]
 }
 
 func splitExt(path string) (base, ext string) {

@@ -37,15 +37,23 @@ type OS struct{}
 
 // OpenAppend implements FS.
 func (OS) OpenAppend(path string) (File, bool, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
-	created := err == nil
-	if errors.Is(err, fs.ErrExist) {
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE|os.O_EXCL, 0o644)
+		if err == nil {
+			return osFile{f}, true, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, false, err
+		}
 		f, err = os.OpenFile(path, os.O_RDWR|os.O_APPEND, 0)
+		if err == nil {
+			return osFile{f}, false, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return nil, false, err
+		}
+		// Claimed between the two opens: create it after all.
 	}
-	if err != nil {
-		return nil, false, err
-	}
-	return osFile{f}, created, nil
 }
 
 // SameFile implements FS.

@@ -75,9 +75,11 @@ type Writer struct {
 	statsMu sync.Mutex
 	stats   Stats
 
-	// Owned by the run goroutine.
-	f      File
-	broken error
+	// Owned by the run goroutine (and Open, before it starts).
+	f        File
+	repaired bool // f's torn tail, if any, has been removed
+	dirDirty bool // this writer created a file whose directory entry is not yet synced
+	broken   error
 }
 
 type request struct {
@@ -103,6 +105,9 @@ func Open(path string, opts Options) (*Writer, error) {
 		max:   opts.MaxBatch,
 		queue: make(chan request, opts.QueueSize),
 		done:  make(chan struct{}),
+		// An earlier writer may have created the file and died before syncing its
+		// directory entry: sync it once at start, whoever created the file.
+		dirDirty: true,
 	}
 	// Open, lock and repair once now, so that a bad path fails at start and a torn tail
 	// left by a crash is gone before anyone reads the file.
@@ -273,19 +278,21 @@ func (w *Writer) timeSync(d time.Duration) {
 // returns the file's size.
 func (w *Writer) lock() (int64, error) {
 	for {
-		opened := false
 		if w.f == nil {
 			f, created, err := w.fs.OpenAppend(w.path)
 			if err != nil {
-				return 0, fmt.Errorf("open %s: %w", w.path, err)
+				return 0, err
 			}
-			if created {
-				if err := w.fs.SyncDir(filepath.Dir(w.path)); err != nil {
-					f.Close()
-					return 0, fmt.Errorf("sync directory of %s: %w", w.path, err)
-				}
+			w.f, w.repaired = f, false
+			w.dirDirty = w.dirDirty || created
+		}
+		// The directory entry of a file this writer created must be durable before any line
+		// in it is acknowledged. A failed sync is tried again on the next batch.
+		if w.dirDirty {
+			if err := w.fs.SyncDir(filepath.Dir(w.path)); err != nil {
+				return 0, fmt.Errorf("sync directory of %s: %w", w.path, err)
 			}
-			w.f, opened = f, true
+			w.dirDirty = false
 		}
 		if err := w.f.Lock(); err != nil {
 			return 0, fmt.Errorf("lock %s: %w", w.path, err)
@@ -305,8 +312,9 @@ func (w *Writer) lock() (int64, error) {
 			continue
 		}
 		size, err := w.f.Size()
-		if err == nil && opened {
+		if err == nil && !w.repaired { // until a repair succeeds, nothing is appended
 			size, err = w.repair(size)
+			w.repaired = err == nil
 		}
 		if err != nil {
 			w.f.Unlock()
