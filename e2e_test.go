@@ -181,7 +181,7 @@ type result struct {
 // runProg runs one of the programs to its end.
 func runProg(t testing.TB, env []string, prog string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute) // the benchmark's runs are long
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(bin, prog), args...)
 	cmd.Env = append(cleanEnv(), env...)

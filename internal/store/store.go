@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"finonex"
@@ -36,12 +37,17 @@ type Store struct {
 	cfg  pq.Config
 	name string // database name, created when missing
 
-	mu       sync.Mutex // guards the fields below
-	ready    bool
-	lastErr  error
-	lastTry  time.Time
+	ready    atomic.Bool             // Ensure succeeded; revenue is set
+	mu       sync.Mutex              // held by the one caller connecting
+	failure  atomic.Pointer[failure] // the last failed attempt
 	revenue  *sql.Stmt
 	retryGap time.Duration
+}
+
+// failure is a failed connection attempt, remembered to answer callers without retrying.
+type failure struct {
+	err error
+	at  time.Time
 }
 
 // Open checks the DSN and returns a Store. It does not connect: Ensure does, so that a
@@ -74,29 +80,45 @@ func (s *Store) Close() error { return s.db.Close() }
 func (s *Store) DB() *sql.DB { return s.db }
 
 // Ensure connects, creating the database when it does not exist, and applies the schema.
-// Once it has succeeded it returns nil at once. After a failure it returns that error
-// without trying again for a second, so that a flood of requests does not become a flood of
-// connection attempts.
+// Once it has succeeded it returns nil at once, without taking a lock. While one caller is
+// connecting, the others do not queue behind it: they get the last failure (or
+// ErrConnecting) at once. After a failure, no new attempt is made for a second, so that a
+// flood of requests does not become a flood of connection attempts. An attempt runs to its
+// own time limit even when the caller gives up, so that its outcome says something about
+// PostgreSQL.
 func (s *Store) Ensure(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ready {
+	if s.ready.Load() {
 		return nil
 	}
-	if s.lastErr != nil && time.Since(s.lastTry) < s.retryGap {
-		return s.lastErr
+	if !s.mu.TryLock() {
+		if f := s.failure.Load(); f != nil {
+			return f.err
+		}
+		return ErrConnecting
 	}
-	err := s.ensure(ctx)
-	switch {
-	case err == nil:
-		s.ready, s.lastErr = true, nil
-	case ctx.Err() != nil:
-		s.lastErr = nil // the caller gave up: that says nothing about PostgreSQL
-	default:
-		s.lastErr, s.lastTry = err, time.Now()
+	defer s.mu.Unlock()
+	if s.ready.Load() {
+		return nil
+	}
+	if f := s.failure.Load(); f != nil && time.Since(f.at) < s.retryGap {
+		return f.err
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*s.cfg.ConnectTimeout)
+	defer cancel()
+	err := s.ensure(actx)
+	if err != nil {
+		s.failure.Store(&failure{err: err, at: time.Now()})
+	} else {
+		s.ready.Store(true)
+	}
+	if ctx.Err() != nil {
+		return ctx.Err() // the caller gave up meanwhile
 	}
 	return err
 }
+
+// ErrConnecting is returned by Ensure while another caller is connecting for the first time.
+var ErrConnecting = errors.New("connecting to PostgreSQL")
 
 func (s *Store) ensure(ctx context.Context) error {
 	err := s.db.PingContext(ctx)
