@@ -352,8 +352,8 @@ func TestFailedBatchLeavesNoTrace(t *testing.T) {
 			if got := disk.syncedContent(memLive); got != "first\n" {
 				t.Errorf("durable file after failed batch = %q; want %q", got, "first\n")
 			}
-			if err := w.Healthy(); err != nil {
-				t.Errorf("Healthy() = %v; want nil: the file was repaired", err)
+			if err := w.Healthy(); !errors.Is(err, tc.want) {
+				t.Errorf("Healthy() after the failed batch = %v; want %v", err, tc.want)
 			}
 			if s := w.Stats(); s.Failed != 3 || s.Lines != 1 {
 				t.Errorf("Stats() = %+v; want Failed 3, Lines 1", s)
@@ -363,6 +363,9 @@ func TestFailedBatchLeavesNoTrace(t *testing.T) {
 			}
 			if got, _ := disk.content(memLive); got != "first\nafter\n" {
 				t.Errorf("file = %q; want %q", got, "first\nafter\n")
+			}
+			if err := w.Healthy(); err != nil {
+				t.Errorf("Healthy() after a good batch = %v; want nil: the file was repaired", err)
 			}
 			disk.mu.Lock()
 			defer disk.mu.Unlock()

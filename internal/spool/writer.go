@@ -72,14 +72,15 @@ type Writer struct {
 	mu     sync.RWMutex // guards closed against Append racing Close
 	closed bool
 
-	statsMu sync.Mutex
+	statsMu sync.Mutex // guards stats, broken and lastErr
 	stats   Stats
+	broken  error // set once: the writer refuses every later append
+	lastErr error // the last batch's error, nil after a success
 
 	// Owned by the run goroutine (and Open, before it starts).
 	f        File
 	repaired bool // f's torn tail, if any, has been removed
 	dirDirty bool // this writer created a file whose directory entry is not yet synced
-	broken   error
 }
 
 type request struct {
@@ -177,8 +178,20 @@ func (w *Writer) Stats() Stats {
 	return s
 }
 
-// Healthy returns the error that made the writer refuse appends, or nil.
+// Healthy returns nil when the last batch was written and synced, else why not: the error
+// of the last failed batch (cleared by the next success) or the one that made the writer
+// refuse appends for good.
 func (w *Writer) Healthy() error {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	if w.broken != nil {
+		return w.broken
+	}
+	return w.lastErr
+}
+
+// refusing returns the error that made the writer refuse appends for good, or nil.
+func (w *Writer) refusing() error {
 	w.statsMu.Lock()
 	defer w.statsMu.Unlock()
 	return w.broken
@@ -208,16 +221,17 @@ func (w *Writer) run() {
 			buf = append(buf, '\n')
 		}
 		err := w.commit(buf)
+		w.count(len(batch), err) // before the answers, so a caller that was answered sees its batch counted
 		for _, r := range batch {
 			r.done <- err
 		}
-		w.count(len(batch), err)
 	}
 }
 
 func (w *Writer) count(lines int, err error) {
 	w.statsMu.Lock()
 	defer w.statsMu.Unlock()
+	w.lastErr = err
 	if err != nil {
 		w.stats.Failed += int64(lines)
 		return
@@ -227,19 +241,14 @@ func (w *Writer) count(lines int, err error) {
 }
 
 // commit writes buf to the live file and syncs it, under the lock (steps 1 to 3 above).
-func (w *Writer) commit(buf []byte) (err error) {
-	if err := w.Healthy(); err != nil {
+func (w *Writer) commit(buf []byte) error {
+	if err := w.refusing(); err != nil {
 		return err
 	}
 	size, err := w.lock()
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if uerr := w.f.Unlock(); uerr != nil && err == nil {
-			err = fmt.Errorf("unlock %s: %w", w.path, uerr)
-		}
-	}()
 	if _, err = w.f.Write(buf); err == nil {
 		start := time.Now()
 		err = w.f.Sync()
@@ -247,9 +256,25 @@ func (w *Writer) commit(buf []byte) (err error) {
 	}
 	if err != nil {
 		w.undo(size, err)
+	}
+	if uerr := w.f.Unlock(); uerr != nil {
+		// The batch's fate is already decided: answering a durable batch with an error
+		// would make its retries count twice. A lock that cannot be released, though,
+		// leaves the processor waiting, so stop here.
+		w.refuse(fmt.Errorf("unlock %s: %w; restart the server", w.path, uerr))
+	}
+	if err != nil {
 		return fmt.Errorf("append to %s: %w", w.path, err)
 	}
 	return nil
+}
+
+func (w *Writer) refuse(err error) {
+	w.statsMu.Lock()
+	defer w.statsMu.Unlock()
+	if w.broken == nil {
+		w.broken = err
+	}
 }
 
 // undo truncates the file back to size after a failed write or sync, so that no part of the
@@ -261,9 +286,7 @@ func (w *Writer) undo(size int64, cause error) {
 		err = w.f.Sync()
 	}
 	if err != nil {
-		w.statsMu.Lock()
-		w.broken = fmt.Errorf("events file %s is in an unknown state after %v (truncate: %v); restart the server", w.path, cause, err)
-		w.statsMu.Unlock()
+		w.refuse(fmt.Errorf("events file %s is in an unknown state after %v (truncate: %v); restart the server", w.path, cause, err))
 	}
 }
 
@@ -305,10 +328,11 @@ func (w *Writer) lock() (int64, error) {
 		if !same {
 			// Claimed by a processor: move on to a new live file.
 			w.f.Unlock()
-			if err := w.f.Close(); err != nil {
+			err := w.f.Close()
+			w.f = nil // a failed close must not leave the writer on the old file
+			if err != nil {
 				return 0, fmt.Errorf("close claimed %s: %w", w.path, err)
 			}
-			w.f = nil
 			continue
 		}
 		size, err := w.f.Size()
