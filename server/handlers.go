@@ -210,7 +210,7 @@ func handleReadyz(wr *spool.Writer, db *store.Store, eventsFile string) http.Han
 		defer cancel()
 		var problems []string
 		if wr.Healthy() != nil {
-			problems = append(problems, "events file: writes failed and the writer stopped; see the server log, then restart")
+			problems = append(problems, "events file: the last write failed; see the server log")
 		} else if syscall.Access(filepath.Dir(eventsFile), 2 /* W_OK */) != nil {
 			problems = append(problems, "events file: its directory is not writable")
 		}
@@ -222,6 +222,21 @@ func handleReadyz(wr *spool.Writer, db *store.Store, eventsFile string) http.Han
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+}
+
+// handleWrongMethod answers 405 for a known path asked with a method it does not serve.
+func handleWrongMethod(log *slog.Logger, allow string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Allow", allow)
+		writeError(w, log, r, &apiError{status: http.StatusMethodNotAllowed, msg: r.Method + " is not allowed here; use " + allow})
+	})
+}
+
+// handleNotFound answers 404 for every unknown path.
+func handleNotFound(log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, log, r, &apiError{status: http.StatusNotFound, msg: "no such endpoint: see POST /liveEvent, GET /userEvents/{userid}"})
 	})
 }
 

@@ -12,7 +12,8 @@
 //	GET  /userEvents/{userid}  {"user_id":"user1","revenue":27}, or 404
 //	GET  /healthz              200 while the process is up
 //	GET  /readyz               200 when the events file is writable and PostgreSQL answers
-//	GET  /debug/vars           counters (expvar), on -debug-addr only
+//	GET  /debug/vars           counters (expvar format)
+//	GET  /debug/pprof/         profiles (net/http/pprof), e.g. /debug/pprof/profile?seconds=10
 //
 // The server needs no database to accept events: when PostgreSQL is down it still writes
 // them, and GET /userEvents answers 503 until it is back. It creates the database and the

@@ -22,6 +22,10 @@ func NewServer(log *slog.Logger, secrets []string, eventsFile string, logRequest
 	mux.Handle("GET /debug/pprof/", auth(http.HandlerFunc(pprof.Index)))
 	mux.Handle("GET /debug/pprof/profile", auth(http.HandlerFunc(pprof.Profile)))
 	mux.Handle("GET /debug/pprof/trace", auth(http.HandlerFunc(pprof.Trace)))
+	// The same paths with any other method, and unknown paths: JSON errors like the rest.
+	mux.Handle("/liveEvent", handleWrongMethod(log, "POST"))
+	mux.Handle("/userEvents/{userid}", handleWrongMethod(log, "GET, HEAD"))
+	mux.Handle("/", handleNotFound(log))
 	if logRequests {
 		return logEach(log, mux)
 	}
