@@ -40,6 +40,7 @@ type config struct {
 	retries     int
 	maxBackoff  time.Duration
 	timeout     time.Duration
+	giveUp      time.Duration
 	runID       string
 	quiet       bool
 	every       time.Duration
@@ -54,6 +55,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	retries := fs.Int("retries", "FINONEX_RETRIES", 20, "retries per event after the first attempt (connection errors, timeouts, 409, 429, 5xx)")
 	maxBackoff := fs.Duration("max-backoff", "FINONEX_MAX_BACKOFF", 2*time.Second, "longest wait between two attempts")
 	timeout := fs.Duration("timeout", "FINONEX_TIMEOUT", 30*time.Second, "time limit of one request")
+	giveUp := fs.Duration("give-up-after", "FINONEX_GIVE_UP_AFTER", 5*time.Minute, "no attempt at an event starts this long after its first; keep it below the server's -idempotency-window, so that a late retry cannot count twice")
 	runID := fs.String("run-id", "FINONEX_RUN_ID", "", "prefix of the Idempotency-Keys (default random); reuse it to resend a file safely within the server's window")
 	quiet := fs.Bool("quiet", "FINONEX_QUIET", false, "no progress line")
 	every := fs.Duration("progress-interval", "FINONEX_PROGRESS_INTERVAL", 5*time.Second, "how often to print a progress line when stderr is not a terminal")
@@ -61,7 +63,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return config{}, err
 	}
 	c := config{file: *file, url: strings.TrimRight(*serverURL, "/"), secret: *secret, concurrency: *conc,
-		retries: *retries, maxBackoff: *maxBackoff, timeout: *timeout, runID: *runID, quiet: *quiet, every: *every}
+		retries: *retries, maxBackoff: *maxBackoff, timeout: *timeout, giveUp: *giveUp, runID: *runID, quiet: *quiet, every: *every}
 	u, uerr := url.Parse(c.url)
 	if c.runID == "" {
 		var b [8]byte
@@ -75,6 +77,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		cli.Check(c.retries < 0, "retries", "must not be negative, got %d", c.retries),
 		cli.Check(c.maxBackoff <= 0, "max-backoff", "must be positive"),
 		cli.Check(c.timeout <= 0, "timeout", "must be positive"),
+		cli.Check(c.giveUp <= 0, "give-up-after", "must be positive"),
 		cli.Check(c.every <= 0, "progress-interval", "must be positive"),
 		cli.Check(len(c.runID) > event.MaxKeyBytes-21, "run-id", "must be at most %d bytes", event.MaxKeyBytes-21),
 		cli.Check(event.ValidKey(c.runID) != nil, "run-id", "must be printable ASCII"),
@@ -202,8 +205,12 @@ func (s *sender) invalid(line int, err error) {
 	s.con.Printf("line %d: invalid, skipped: %v\n", line, err)
 }
 
-// send posts one event, retrying what may succeed on a later attempt.
+// send posts one event, retrying what may succeed on a later attempt, until cfg.giveUp after
+// the first attempt: past that the server may have forgotten the key, and a retry could
+// count the event twice.
 func (s *sender) send(ctx context.Context, body []byte, key string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.giveUp)
+	defer cancel()
 	for attempt := 0; ; attempt++ {
 		retryAfter, err := s.post(ctx, body, key)
 		if err == nil || !retryable(err) {
@@ -217,6 +224,9 @@ func (s *sender) send(ctx context.Context, body []byte, key string) error {
 		select {
 		case <-time.After(wait):
 		case <-ctx.Done():
+			if context.Cause(ctx) == context.DeadlineExceeded {
+				return fmt.Errorf("gave up after %s (-give-up-after): %w", s.cfg.giveUp, err)
+			}
 			return context.Cause(ctx)
 		}
 	}

@@ -317,6 +317,29 @@ func TestRetriesExhausted(t *testing.T) {
 	}
 }
 
+// TestGiveUpAfter: no attempt starts past -give-up-after, however many retries are left, so
+// a late retry cannot outlive the server's memory of the key.
+func TestGiveUpAfter(t *testing.T) {
+	p := &peer{plan: func(string, int, string) int { return http.StatusServiceUnavailable }}
+	srv := newPeer(t, p)
+	start := time.Now()
+	res := runClient(t, context.Background(), writeFile(t, ev("u1", 1)+"\n"), srv.URL, "-quiet",
+		"-retries", "1000", "-max-backoff", "20ms", "-give-up-after", "300ms")
+	if res.err == nil {
+		t.Fatalf("run = nil; want an error")
+	}
+	if elapsed := time.Since(start); elapsed > 10*time.Second {
+		t.Errorf("run took %s with -give-up-after 300ms", elapsed)
+	}
+	if n := p.attempts["run1-1"]; n < 2 || n >= 1000 {
+		t.Errorf("%d attempts; want a few, fewer than -retries allows", n)
+	}
+	if !strings.Contains(res.stderr, "line 1: not sent: gave up after 300ms (-give-up-after): server answered 503") {
+		t.Errorf("stderr %q; want the line, the limit and the last answer", res.stderr)
+	}
+	wantSummary(t, res.stdout, 0, 0, 1)
+}
+
 func TestPermanentFailures(t *testing.T) {
 	p := &peer{plan: func(key string, attempt int, body string) int {
 		switch {
