@@ -28,10 +28,10 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
+	"finonex/internal/cli"
 	"finonex/internal/event"
 	"finonex/internal/pgtest"
 	"finonex/internal/store"
@@ -100,7 +100,7 @@ func runSuite(b *testing.B, size benchSize) (rows []benchRow, notes []string) {
 	srv := startServer(b, events, dsn, "127.0.0.1:0")
 	e2eStart := time.Now()
 	rate := clientRate(b, input, srv.url())
-	rssServer := vmHWM(srv.cmd.Process.Pid)
+	rssServer := cli.PeakRSS(srv.cmd.Process.Pid)
 	rows = append(rows, benchRow{"ingest", workload + ", 64 in flight, 2xx after fdatasync",
 		fmt.Sprintf("%.0f events/s", rate), fmt.Sprintf("%.0f events/s (no-op handler)", ceiling), fmt.Sprintf("%.2f", rate/ceiling), ">= 0.75"})
 
@@ -140,7 +140,7 @@ func runSuite(b *testing.B, size benchSize) (rows []benchRow, notes []string) {
 	srv.stop()
 
 	// Memory.
-	rows = append(rows, benchRow{"memory", "server peak RSS under the ingest load", fmt.Sprintf("%d MiB", rssServer>>10), "(none)", "", "bounded"})
+	rows = append(rows, benchRow{"memory", "server peak RSS under the ingest load (" + workload + ")", fmt.Sprintf("%d MiB", rssServer>>20), "(none)", "", "bounded"})
 	overloadInput := filepath.Join(dir, "overload.jsonl")
 	genEvents(b, rand.New(rand.NewPCG(5, 6)), overloadInput, size.events/10, size.users)
 	notes = append(notes, overload(b, dir, overloadInput)...)
@@ -233,10 +233,10 @@ func clientRate(b *testing.B, input, url string) float64 {
 
 type procResult struct {
 	read, db, total time.Duration
-	maxRSS          int64 // KiB
+	maxRSS          int64 // MiB
 }
 
-var procTimes = regexp.MustCompile(`read (\S+), database (\S+), total (\S+)`)
+var procTimes = regexp.MustCompile(`read (\S+), database (\S+), total (\S+), peak memory (\d+) MiB`)
 
 func runProcessor(b *testing.B, eventsFile, dsn string) procResult {
 	b.Helper()
@@ -251,7 +251,7 @@ func runProcessor(b *testing.B, eventsFile, dsn string) procResult {
 	r.read, _ = time.ParseDuration(m[1])
 	r.db, _ = time.ParseDuration(m[2])
 	r.total, _ = time.ParseDuration(m[3])
-	r.maxRSS = cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss
+	r.maxRSS, _ = strconv.ParseInt(m[4], 10, 64)
 	return r
 }
 
@@ -409,21 +409,6 @@ func pgbenchRate(b *testing.B, dsn string, users int, d time.Duration) float64 {
 	return v
 }
 
-// vmHWM returns a process's peak resident memory in KiB.
-func vmHWM(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); len(f) >= 2 && f[0] == "VmHWM:" {
-			n, _ := strconv.ParseInt(f[1], 10, 64)
-			return n
-		}
-	}
-	return 0
-}
-
 // overload drives a server with a small queue far past it: it must shed with 503 and keep
 // its memory bounded, and the client must back off and still deliver everything.
 func overload(b *testing.B, dir, input string) []string {
@@ -437,11 +422,11 @@ func overload(b *testing.B, dir, input string) []string {
 		b.Fatalf("client under overload: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	shed := debugVar(b, srv.url(), "events_rejected", "busy")
-	rss := vmHWM(srv.cmd.Process.Pid)
+	rss := cli.PeakRSS(srv.cmd.Process.Pid)
 	srv.stop()
 	return []string{
 		"Overload (server -queue 64, client -concurrency 1024, -retries 1000): " + strings.TrimSpace(r.stdout),
-		fmt.Sprintf("server shed %v with 503 + Retry-After; server peak RSS %d MiB; every event delivered.", shed, rss>>10),
+		fmt.Sprintf("server shed %v with 503 + Retry-After; server peak RSS %d MiB; every event delivered.", shed, rss>>20),
 	}
 }
 
@@ -458,7 +443,7 @@ func growthRow(b *testing.B, dir, label string, n, users int) string {
 	db := pgtest.NewDatabase(b, os.Getenv, true)
 	p := runProcessor(b, path, db)
 	dropNow(b, db)
-	return fmt.Sprintf("| %s | %.2f s | %.2f s | %.2f s | %d MiB |", label, p.read.Seconds(), p.db.Seconds(), p.total.Seconds(), p.maxRSS>>10)
+	return fmt.Sprintf("| %s | %.2f s | %.2f s | %.2f s | %d MiB |", label, p.read.Seconds(), p.db.Seconds(), p.total.Seconds(), p.maxRSS)
 }
 
 // dropNow empties a benchmark database at once, to keep the disk small between rows.

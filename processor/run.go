@@ -92,8 +92,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		return errors.Join(errs...)
 	}
-	fmt.Fprintf(stdout, "done: %d files, %d events applied, %d distinct users, %d invalid lines set aside; read %s, database %s, total %s\n",
-		p.files, p.events, p.users, p.rejected, p.readTime.Round(time.Millisecond), p.dbTime.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "done: %d files, %d events applied, %d distinct users, %d invalid lines set aside; read %s, database %s, total %s, peak memory %d MiB\n",
+		p.files, p.events, p.users, p.rejected, p.readTime.Round(time.Millisecond), p.dbTime.Round(time.Millisecond),
+		time.Since(start).Round(time.Millisecond), cli.PeakRSS(os.Getpid())>>20)
 	return errors.Join(errs...)
 }
 
@@ -126,6 +127,9 @@ func (p *processor) crash(point string) {
 // claimAndApply claims the file at path and applies it. A path that is itself a claimed
 // file is applied as it is. named says the user gave the path, so a missing file is an error.
 func (p *processor) claimAndApply(ctx context.Context, path string, named bool) error {
+	if err := ctx.Err(); err != nil {
+		return err // interrupted: claim nothing new
+	}
 	if spool.IsClaimed(path) {
 		if _, err := os.Stat(path); named && err != nil {
 			return fmt.Errorf("%s: %w", path, err)
@@ -155,6 +159,9 @@ func (p *processor) claimAndApply(ctx context.Context, path string, named bool) 
 // keeps its claimed name, for the next run. A file another processor is working on, or has
 // just finished, is left to it.
 func (p *processor) apply(ctx context.Context, claimed string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	name := filepath.Base(claimed)
 	lease, err := spool.Take(claimed)
 	switch {

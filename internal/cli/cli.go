@@ -53,12 +53,12 @@ func ExitCode(err error, stderr io.Writer) int {
 type FlagSet struct {
 	*flag.FlagSet
 	getenv func(string) string
-	errs   []error
+	envErr map[string]error // by flag name: a bad value of its variable
 }
 
 // NewFlagSet returns a FlagSet for the program name. usage is printed by -h before the flags.
 func NewFlagSet(name, usage string, getenv func(string) string, stderr io.Writer) *FlagSet {
-	fs := &FlagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), getenv: getenv}
+	fs := &FlagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), getenv: getenv, envErr: make(map[string]error)}
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, strings.TrimLeft(usage, "\n"))
@@ -96,7 +96,7 @@ func (fs *FlagSet) Int(name, env string, def int, usage string) *int {
 	if v, ok := fs.env(env); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil {
-			fs.errs = append(fs.errs, fmt.Errorf("$%s=%q: want a whole number for -%s", env, v, name))
+			fs.envErr[name] = fmt.Errorf("$%s=%q: want a whole number for -%s", env, v, name)
 		}
 		def = n
 	}
@@ -108,7 +108,7 @@ func (fs *FlagSet) Duration(name, env string, def time.Duration, usage string) *
 	if v, ok := fs.env(env); ok {
 		d, err := time.ParseDuration(v)
 		if err != nil {
-			fs.errs = append(fs.errs, fmt.Errorf("$%s=%q: want a duration such as 10s or 5m for -%s", env, v, name))
+			fs.envErr[name] = fmt.Errorf("$%s=%q: want a duration such as 10s or 5m for -%s", env, v, name)
 		}
 		def = d
 	}
@@ -120,23 +120,31 @@ func (fs *FlagSet) Bool(name, env string, def bool, usage string) *bool {
 	if v, ok := fs.env(env); ok {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
-			fs.errs = append(fs.errs, fmt.Errorf("$%s=%q: want true or false for -%s", env, v, name))
+			fs.envErr[name] = fmt.Errorf("$%s=%q: want true or false for -%s", env, v, name)
 		}
 		def = b
 	}
 	return fs.FlagSet.Bool(name, def, envNote(env, usage))
 }
 
-// Parse parses args. A bad flag or environment value is a UsageError; -h is flag.ErrHelp.
+// Parse parses args. A bad flag, or a bad environment value for a flag not given on the
+// command line, is a UsageError; -h is flag.ErrHelp.
 func (fs *FlagSet) Parse(args []string) error {
-	if len(fs.errs) > 0 {
-		return UsageError{errors.Join(fs.errs...)}
-	}
 	if err := fs.FlagSet.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return UsageError{err}
+	}
+	fs.Visit(func(f *flag.Flag) { delete(fs.envErr, f.Name) }) // the command line wins
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if err := fs.envErr[f.Name]; err != nil {
+			errs = append(errs, err)
+		}
+	})
+	if len(errs) > 0 {
+		return UsageError{errors.Join(errs...)}
 	}
 	return nil
 }

@@ -111,6 +111,23 @@ func TestBadEnvValuesAllReported(t *testing.T) {
 	}
 }
 
+// A flag given on the command line wins over its variable, even a bad one: the variable is
+// never used, so it is no reason to refuse to start.
+func TestBadEnvValueOverriddenByFlag(t *testing.T) {
+	fs := NewFlagSet("prog", "", env(map[string]string{"A": "x", "B": "y"}), io.Discard)
+	a := fs.Int("a", "A", 0, "")
+	fs.Duration("b", "B", 0, "")
+	err := fs.Parse([]string{"-a", "5"})
+	if err == nil || strings.Contains(err.Error(), "$A") || !strings.Contains(err.Error(), "$B") {
+		t.Errorf("Parse(-a 5) with $A and $B bad = %v; want only $B named", err)
+	}
+	fs = NewFlagSet("prog", "", env(map[string]string{"A": "x"}), io.Discard)
+	a = fs.Int("a", "A", 0, "")
+	if err := fs.Parse([]string{"-a", "5"}); err != nil || *a != 5 {
+		t.Errorf("Parse(-a 5) with $A bad = %v, a=%d; want nil, 5", err, *a)
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	var stderr bytes.Buffer
 	fs := NewFlagSet("prog", "\nprog does things.\n", env(nil), &stderr)

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -117,4 +119,20 @@ func (c CountingReader) Read(p []byte) (int, error) {
 	n, err := c.R.Read(p)
 	c.N.Add(int64(n))
 	return n, err
+}
+
+// PeakRSS returns the peak resident memory of process pid in bytes (Linux's VmHWM), or 0
+// when it cannot be read.
+func PeakRSS(pid int) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+			kib, _ := strconv.ParseInt(f[1], 10, 64)
+			return kib << 10
+		}
+	}
+	return 0
 }
