@@ -8,6 +8,7 @@
 package idempotency
 
 import (
+	"crypto/sha256"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -30,15 +31,25 @@ func Fingerprint(canonical []byte) uint64 {
 	return h.Sum64()
 }
 
+// digest stands for a key in memory: 16 bytes of its SHA-256, whatever the key's length, so
+// that millions of keys fit in a few hundred MB. Two keys sharing a digest would take 2^64
+// keys to expect.
+type digest [16]byte
+
+func digestOf(key string) digest {
+	sum := sha256.Sum256([]byte(key))
+	return digest(sum[:16])
+}
+
 type entry struct {
 	fp      uint64
-	expires time.Time
+	expires int64 // unix nanoseconds; 0 while in flight
 	done    bool
 }
 
 type expiry struct {
-	key string
-	at  time.Time
+	key digest
+	at  int64 // unix nanoseconds
 }
 
 // Window holds the keys acknowledged during the last TTL. It is safe for concurrent use.
@@ -46,25 +57,26 @@ type Window struct {
 	ttl time.Duration
 
 	mu      sync.Mutex
-	entries map[string]entry
+	entries map[digest]entry
 	queue   []expiry // in order of expiry, so that expired keys are dropped from the front
 	head    int      // queue[:head] is already expired
 }
 
 // New returns an empty Window that keeps keys for ttl.
 func New(ttl time.Duration) *Window {
-	return &Window{ttl: ttl, entries: make(map[string]entry)}
+	return &Window{ttl: ttl, entries: make(map[digest]entry)}
 }
 
 // Begin looks key up. On First the key is marked in flight until Finish.
 func (w *Window) Begin(key string, fp uint64, now time.Time) Outcome {
+	d := digestOf(key)
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	w.expire(now)
-	e, ok := w.entries[key]
+	w.expire(now.UnixNano())
+	e, ok := w.entries[d]
 	switch {
 	case !ok:
-		w.entries[key] = entry{fp: fp}
+		w.entries[d] = entry{fp: fp}
 		return First
 	case !e.done:
 		return InFlight
@@ -77,29 +89,31 @@ func (w *Window) Begin(key string, fp uint64, now time.Time) Outcome {
 // Finish ends the in-flight key: remembered as acknowledged when ok, forgotten otherwise (so
 // that a retry writes the event).
 func (w *Window) Finish(key string, ok bool, now time.Time) {
+	d := digestOf(key)
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !ok {
-		delete(w.entries, key)
+		delete(w.entries, d)
 		return
 	}
-	e := w.entries[key]
-	w.remember(key, e.fp, now.Add(w.ttl))
+	w.remember(d, w.entries[d].fp, now.Add(w.ttl).UnixNano())
 }
 
 // Load remembers key as acknowledged at time at, as read back from the events log.
 func (w *Window) Load(key string, fp uint64, at time.Time) {
+	d := digestOf(key)
+	expires := at.Add(w.ttl).UnixNano()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if e, ok := w.entries[key]; ok && e.expires.After(at.Add(w.ttl)) {
+	if e, ok := w.entries[d]; ok && e.expires > expires {
 		return
 	}
-	w.remember(key, fp, at.Add(w.ttl))
+	w.remember(d, fp, expires)
 }
 
-func (w *Window) remember(key string, fp uint64, expires time.Time) {
-	w.entries[key] = entry{fp: fp, expires: expires, done: true}
-	w.queue = append(w.queue, expiry{key, expires})
+func (w *Window) remember(d digest, fp uint64, expires int64) {
+	w.entries[d] = entry{fp: fp, expires: expires, done: true}
+	w.queue = append(w.queue, expiry{d, expires})
 }
 
 // Len returns the number of keys held.
@@ -111,10 +125,10 @@ func (w *Window) Len() int {
 
 // expire drops the keys whose time is up. Keys loaded out of order expire a little late,
 // never early.
-func (w *Window) expire(now time.Time) {
-	for w.head < len(w.queue) && !w.queue[w.head].at.After(now) {
+func (w *Window) expire(now int64) {
+	for w.head < len(w.queue) && w.queue[w.head].at <= now {
 		x := w.queue[w.head]
-		if e, ok := w.entries[x.key]; ok && e.done && !e.expires.After(now) {
+		if e, ok := w.entries[x.key]; ok && e.done && e.expires <= now {
 			delete(w.entries, x.key)
 		}
 		w.queue[w.head] = expiry{}
