@@ -198,6 +198,9 @@ func (r *rejects) close() error {
 	if cerr := r.f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil { // the new name too must be durable before the ledger says done
+		err = spool.OS{}.SyncDir(filepath.Dir(r.path))
+	}
 	if err != nil {
 		return fmt.Errorf("write %s: %w", r.path, err)
 	}

@@ -16,7 +16,19 @@ import (
 // and of the claimed and processed files beside it that changed within the window, carries
 // the key it was acknowledged under. A file's modification time stands in for its lines'
 // times, so keys are kept a little longer than the window, never shorter.
+//
+// A processor may claim the live file between the listing and the reading: then the
+// listing is taken again (keys loaded twice are simply remembered once).
 func loadKeys(keys *idempotency.Window, live string, window time.Duration, now time.Time) (int, error) {
+	for attempt := 1; ; attempt++ {
+		n, err := loadKeysOnce(keys, live, window, now)
+		if !errors.Is(err, fs.ErrNotExist) || attempt == 10 {
+			return n, err
+		}
+	}
+}
+
+func loadKeysOnce(keys *idempotency.Window, live string, window time.Duration, now time.Time) (int, error) {
 	files, err := spool.Recent(live, now.Add(-window))
 	if err != nil {
 		return 0, err

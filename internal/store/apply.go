@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -82,7 +83,11 @@ VALUES ($1, $2, $3, $4, $5) ON CONFLICT (file_name) DO NOTHING`, b.File, b.Event
 		if err != nil {
 			return fmt.Errorf("record %s in ledger: %w", b.File, err)
 		}
-		if n, err := res.RowsAffected(); err != nil || n == 0 {
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("record %s in ledger: %w", b.File, err)
+		}
+		if n == 0 {
 			return errAlreadyApplied
 		}
 		for i := 0; i < len(users); i += chunkRows {
@@ -96,14 +101,14 @@ VALUES ($1, $2, $3, $4, $5) ON CONFLICT (file_name) DO NOTHING`, b.File, b.Event
 		}
 		return nil
 	})
-	if err == errAlreadyApplied {
+	if errors.Is(err, errAlreadyApplied) {
 		return false, nil
 	}
 	return err == nil, err
 }
 
 // errAlreadyApplied rolls back a transaction whose file the ledger already holds.
-var errAlreadyApplied = fmt.Errorf("already applied")
+var errAlreadyApplied = errors.New("already applied")
 
 // Applied reports whether the ledger holds file, and the digest it was applied with.
 func (s *Store) Applied(ctx context.Context, file string) (bool, string, error) {
@@ -112,7 +117,7 @@ func (s *Store) Applied(ctx context.Context, file string) (bool, string, error) 
 	}
 	var digest string
 	err := s.db.QueryRowContext(ctx, `SELECT sha256 FROM processed_files WHERE file_name = $1`, file).Scan(&digest)
-	if err == sql.ErrNoRows {
+	if errors.Is(err, sql.ErrNoRows) {
 		return false, "", nil
 	}
 	if err != nil {
