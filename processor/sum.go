@@ -110,12 +110,14 @@ func (p *processor) sum(path string) (summary, error) {
 	var read atomic.Int64
 	sc := event.NewScanner(io.TeeReader(cli.CountingReader{R: f, N: &read}, h), 1<<20)
 	t := newTally()
-	rej := rejects{path: spool.RejectedName(path), con: p.con, source: filepath.Base(path)}
+	rej := &rejects{path: spool.RejectedName(path), con: p.con, source: filepath.Base(path)}
+	sc.CopyTooLong(rej)
 	var events int64
 	start := time.Now()
 	stop := p.con.Progress(p.every, func() string {
-		return fmt.Sprintf("reading %s: %s, %d events", filepath.Base(path),
-			cli.Fraction(read.Load(), size, time.Since(start)), atomic.LoadInt64(&events))
+		elapsed, n := time.Since(start), atomic.LoadInt64(&events)
+		return fmt.Sprintf("reading %s: %s, %d events, %.0f events/s", filepath.Base(path),
+			cli.Fraction(read.Load(), size, elapsed), n, float64(n)/max(elapsed.Seconds(), 1e-9))
 	})
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -163,14 +165,23 @@ type rejects struct {
 	err    error
 }
 
+// add reports an invalid line and copies it. A too-long line comes with no text: the Scanner
+// has already copied its bytes through Write.
 func (r *rejects) add(line int, text []byte, reason error) {
 	r.n++
-	note := ""
-	if text == nil {
-		note = " (not copied)"
-	}
-	r.con.Printf("%s:%d: invalid line set aside%s: %v\n", r.source, line, note, reason)
-	if r.err != nil || text == nil {
+	r.con.Printf("%s:%d: invalid line set aside: %v\n", r.source, line, reason)
+	r.write(text)
+	r.write([]byte{'\n'})
+}
+
+// Write takes the pieces of a too-long line from the Scanner (event.Scanner.CopyTooLong).
+func (r *rejects) Write(p []byte) (int, error) {
+	r.write(p)
+	return len(p), nil
+}
+
+func (r *rejects) write(b []byte) {
+	if r.err != nil {
 		return
 	}
 	if r.f == nil {
@@ -180,8 +191,7 @@ func (r *rejects) add(line int, text []byte, reason error) {
 		}
 		r.w = bufio.NewWriter(r.f)
 	}
-	r.w.Write(text)
-	_, r.err = r.w.Write([]byte{'\n'})
+	_, r.err = r.w.Write(b)
 }
 
 func (r *rejects) close() error {

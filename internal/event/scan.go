@@ -16,8 +16,9 @@ const maxRawLine = MaxLineBytes + 1
 type Scanner struct {
 	s        *bufio.Scanner
 	line     int
-	tooLong  bool // the current line is longer than MaxLineBytes
-	skipping bool // inside a too-long line whose end has not been read yet
+	tooLong  bool      // the current line is longer than MaxLineBytes
+	skipping bool      // inside a too-long line whose end has not been read yet
+	long     io.Writer // gets the bytes of too-long lines, when set
 }
 
 // NewScanner returns a Scanner reading r with a buffer of bufSize bytes (at least 128 KiB;
@@ -29,6 +30,12 @@ func NewScanner(r io.Reader, bufSize int) *Scanner {
 	sc.s.Split(sc.split)
 	return sc
 }
+
+// CopyTooLong makes the Scanner write the bytes of every too-long line to w, piece by piece
+// as it skips them, without the "\n": a caller that sets lines aside can keep those too,
+// in memory bounded by the buffer. The bytes of a line are all written before Scan returns
+// it. Write errors are the writer's to keep: the Scanner goes on.
+func (sc *Scanner) CopyTooLong(w io.Writer) { sc.long = w }
 
 // Scan advances to the next line, which is then available through Bytes. It returns false
 // at the end of the input or on a read error, which Err reports.
@@ -59,32 +66,44 @@ func (sc *Scanner) split(data []byte, atEOF bool) (advance int, token []byte, er
 	i := bytes.IndexByte(data, '\n')
 	if sc.skipping {
 		if i < 0 && !atEOF {
+			sc.copyLong(data)
 			return len(data), nil, nil
 		}
 		sc.skipping, sc.tooLong = false, true
 		if i < 0 {
+			sc.copyLong(data)
 			return len(data), []byte{}, nil
 		}
+		sc.copyLong(data[:i])
 		return i + 1, []byte{}, nil
 	}
 	switch {
 	case i >= 0:
 		sc.tooLong = tooLong(data[:i])
 		if sc.tooLong {
+			sc.copyLong(data[:i])
 			return i + 1, []byte{}, nil
 		}
 		return i + 1, data[:i], nil
 	case atEOF && len(data) > 0: // a last line without "\n"
 		sc.tooLong = tooLong(data)
 		if sc.tooLong {
+			sc.copyLong(data)
 			return len(data), []byte{}, nil
 		}
 		return len(data), data, nil
 	case len(data) > maxRawLine:
 		sc.skipping = true
+		sc.copyLong(data)
 		return len(data), nil, nil
 	}
 	return 0, nil, nil
+}
+
+func (sc *Scanner) copyLong(piece []byte) {
+	if sc.long != nil {
+		sc.long.Write(piece)
+	}
 }
 
 // tooLong reports whether a line (without "\n") is longer than MaxLineBytes once a trailing

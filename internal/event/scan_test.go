@@ -292,3 +292,35 @@ func TestScannerReadError(t *testing.T) {
 		}
 	}
 }
+
+// TestScannerCopyTooLong: every too-long line reaches the CopyTooLong writer whole and as it
+// was (a final "\r" included), before Scan returns it, and nothing else does.
+func TestScannerCopyTooLong(t *testing.T) {
+	for _, tt := range scanTests {
+		raw := strings.Split(tt.in, "\n")
+		if strings.HasSuffix(tt.in, "\n") || tt.in == "" {
+			raw = raw[:len(raw)-1]
+		}
+		for _, rd := range readers {
+			for _, size := range bufSizes {
+				var copied bytes.Buffer
+				sc := NewScanner(rd.wrap(strings.NewReader(tt.in)), size)
+				sc.CopyTooLong(&copied)
+				for sc.Scan() {
+					want := ""
+					if sc.TooLong() {
+						want = raw[sc.Line()-1]
+					}
+					if got := copied.String(); got != want {
+						t.Errorf("%s, %s reader, buffer %d: line %d copied %s; want %s",
+							tt.name, rd.name, size, sc.Line(), short([]byte(got)), short([]byte(want)))
+					}
+					copied.Reset()
+				}
+				if err := sc.Err(); err != nil {
+					t.Fatalf("Scanner.Err() = %v; want nil", err)
+				}
+			}
+		}
+	}
+}
