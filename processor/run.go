@@ -30,7 +30,7 @@ Example:
 
 Exit status: 0 when every file was applied or there was nothing to do (invalid lines are
 reported and set aside, not a failure), 1 when a file could not be applied (it keeps its
-claimed name for the next run), 2 on bad flags.
+claimed name for the next run), 2 on bad flags or an unreadable -events-file directory.
 `
 
 type config struct {
@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else {
 		leftovers, err := spool.Leftovers(c.eventsFile)
 		if err != nil {
-			return err
+			return cli.UsageError{Err: fmt.Errorf("-events-file: %w", err)}
 		}
 		for _, f := range leftovers {
 			fmt.Fprintf(stdout, "finishing %s, left by an interrupted run\n", f)
@@ -87,15 +87,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		errs = append(errs, p.claimAndApply(ctx, c.eventsFile, false))
 	}
 	if p.files == 0 {
-		if p.busy == 0 {
-			fmt.Fprintf(stdout, "nothing to process: no events file at %s\n", c.eventsFile)
+		if p.busy == 0 && len(c.files) == 0 {
+			fmt.Fprintf(stdout, "nothing to process: %s is missing or empty\n", c.eventsFile)
 		}
 		return errors.Join(errs...)
 	}
-	fmt.Fprintf(stdout, "done: %d files, %d events applied, %d distinct users, %d invalid lines set aside; read %s, database %s, total %s, peak memory %d MiB\n",
-		p.files, p.events, p.users, p.rejected, p.readTime.Round(time.Millisecond), p.dbTime.Round(time.Millisecond),
+	fmt.Fprintf(stdout, "done: %d files, %d events applied, %s, %s; read %s, database %s, total %s, peak memory %d MiB\n",
+		p.files, p.events, p.usersNote(), p.rejectedNote(), p.readTime.Round(time.Millisecond), p.dbTime.Round(time.Millisecond),
 		time.Since(start).Round(time.Millisecond), cli.PeakRSS(os.Getpid())>>20)
 	return errors.Join(errs...)
+}
+
+// usersNote counts users per file: across several files a user is counted in each.
+func (p *processor) usersNote() string {
+	if p.files == 1 {
+		return fmt.Sprintf("%d distinct users", p.users)
+	}
+	return fmt.Sprintf("%d user totals updated", p.users)
+}
+
+// rejectedNote says how many lines were set aside, and where.
+func (p *processor) rejectedNote() string {
+	if len(p.rejFiles) == 0 {
+		return "0 rejected lines"
+	}
+	return fmt.Sprintf("%d rejected lines (set aside in %s)", p.rejected, strings.Join(p.rejFiles, ", "))
 }
 
 // processor applies files and keeps the totals of a run.
@@ -106,7 +122,8 @@ type processor struct {
 	every time.Duration
 
 	files, events, users, rejected int64
-	busy                           int64 // files left to another processor
+	rejFiles                       []string // where rejected lines went
+	busy                           int64    // files left to another processor
 	readTime, dbTime               time.Duration
 
 	crashAt string // fault injection, see crash
@@ -139,6 +156,9 @@ func (p *processor) claimAndApply(ctx context.Context, path string, named bool) 
 	base := strings.TrimSuffix(path, filepath.Ext(path))
 	if strings.HasSuffix(base, "_processed") || strings.HasSuffix(base, "_rejected") {
 		return fmt.Errorf("%s: already processed or rejected; to apply it again, copy it to a new name first", path)
+	}
+	if fi, err := os.Stat(path); !named && err == nil && fi.Size() == 0 {
+		return nil // the server's live file, with nothing in it yet: nothing to claim
 	}
 	claimed, err := spool.Claim(path, time.Now())
 	if err != nil {
@@ -216,6 +236,9 @@ func (p *processor) sumAndApply(ctx context.Context, claimed string) error {
 	p.events += s.events
 	p.users += int64(len(s.users))
 	p.rejected += s.rejected
-	fmt.Fprintf(p.out, "applied %s: %d events, %d users, %d invalid lines%s\n", name, s.events, len(s.users), s.rejected, s.rejectedNote())
+	if s.rejected > 0 {
+		p.rejFiles = append(p.rejFiles, filepath.Base(s.rejPath))
+	}
+	fmt.Fprintf(p.out, "applied %s: %d events, %d users, %d rejected lines%s\n", name, s.events, len(s.users), s.rejected, s.rejectedNote())
 	return nil
 }

@@ -155,6 +155,32 @@ func TestNothingToProcess(t *testing.T) {
 	if names := f.files(t); len(names) != 0 {
 		t.Errorf("directory holds %v; want nothing", names)
 	}
+	// The live file of a server that has written nothing yet is nothing to process either:
+	// it is left in place, unclaimed.
+	write(t, f.live, "")
+	for _, dsn := range []string{f.dsn, unreachableDSN} {
+		res := runProc(t, "-events-file", f.live, "-db", dsn)
+		if res.err != nil || !strings.Contains(res.stdout, "nothing to process") {
+			t.Errorf("run with an empty events file (db %s) = %v, stdout %q; want nil and \"nothing to process\"", dsn, res.err, res.stdout)
+		}
+	}
+	if names := f.files(t); len(names) != 1 || names[0] != filepath.Base(f.live) {
+		t.Errorf("directory holds %v; want only the empty live file", names)
+	}
+}
+
+// TestNamedFileMissing: a FILE that does not exist is an error naming it, and the run says
+// nothing about the live file it was not asked to look at.
+func TestNamedFileMissing(t *testing.T) {
+	f := newFixture(t)
+	missing := filepath.Join(f.dir, "missing.jsonl")
+	res := runProc(t, "-events-file", f.live, "-db", f.dsn, missing)
+	if res.err == nil || !strings.Contains(res.err.Error(), missing) {
+		t.Errorf("run(%s) = %v; want an error naming it", missing, res.err)
+	}
+	if strings.Contains(res.stdout, "nothing to process") {
+		t.Errorf("stdout %q; want no word about the live file", res.stdout)
+	}
 }
 
 func TestProcessFile(t *testing.T) {
@@ -195,14 +221,14 @@ func TestProcessFile(t *testing.T) {
 	if got := read(t, filepath.Join(f.dir, processed)); got != content {
 		t.Errorf("processed file differs from what was claimed")
 	}
-	wantRejected := "not json\n" + `{"userId":"carol","name":"add_revenue","value":-1}` + "\n" + "bad crlf\r\n"
+	wantRejected := "not json\n" + long + "\n" + `{"userId":"carol","name":"add_revenue","value":-1}` + "\n" + "bad crlf\r\n"
 	if got := read(t, filepath.Join(f.dir, rejected)); got != wantRejected {
-		t.Errorf("rejected file = %q; want %q (the too-long line is not copied)", got, wantRejected)
+		t.Errorf("rejected file = %.200q...; want %.200q... (every invalid line, as it was)", got, wantRejected)
 	}
 
 	for _, w := range []string{
 		claimedBase + ":4: invalid line set aside: ",
-		claimedBase + ":6: invalid line set aside (not copied): line is longer than 65536 bytes",
+		claimedBase + ":6: invalid line set aside: line is longer than 65536 bytes",
 		claimedBase + ":7: invalid line set aside: value must not be negative",
 		claimedBase + ":10: invalid line set aside: ",
 	} {
@@ -215,9 +241,9 @@ func TestProcessFile(t *testing.T) {
 	}
 	for _, w := range []string{
 		"claimed " + f.live + " as " + claimedBase,
-		"applied " + claimedBase + ": 5 events, 2 users, 4 invalid lines (set aside in " + rejected + ")",
+		"applied " + claimedBase + ": 5 events, 2 users, 4 rejected lines (set aside in " + rejected + ")",
 		"renamed to " + processed,
-		"done: 1 files, 5 events applied, 2 distinct users, 4 invalid lines set aside",
+		"done: 1 files, 5 events applied, 2 distinct users, 4 rejected lines (set aside in " + rejected + ")",
 	} {
 		if !strings.Contains(res.stdout, w) {
 			t.Errorf("stdout lacks %q:\n%s", w, res.stdout)
@@ -356,7 +382,7 @@ func TestNamedFiles(t *testing.T) {
 		t.Fatalf("run a b c = %v; stderr:\n%s", res.err, res.stderr)
 	}
 	f.wantRevenue(t, map[string]int64{"fay": 7})
-	if !strings.Contains(res.stdout, "done: 3 files, 3 events applied, 3 distinct users") {
+	if !strings.Contains(res.stdout, "done: 3 files, 3 events applied, 3 user totals updated") {
 		t.Errorf("stdout %q; want 3 files", res.stdout)
 	}
 	if got := read(t, f.live); got != add("untouched", 1)+"\n" {
@@ -413,12 +439,12 @@ func TestNamedMissingClaimedFile(t *testing.T) {
 	}
 }
 
-// The server creates the live file at start, so an empty file is common: it is applied as
-// zero events and recorded, like any other.
+// An empty file named on the command line is applied as zero events and recorded, like any
+// other. (An empty live file is left alone: TestNothingToProcess.)
 func TestEmptyFile(t *testing.T) {
 	f := newFixture(t)
 	write(t, f.live, "")
-	res := f.run(t)
+	res := f.run(t, f.live)
 	if res.err != nil || !strings.Contains(res.stdout, "done: 1 files, 0 events applied") {
 		t.Errorf("run on an empty file = %v, stdout %q; want nil and 1 file, 0 events", res.err, res.stdout)
 	}
@@ -492,8 +518,8 @@ func TestOverflow(t *testing.T) {
 	if n := strings.Count(res.stderr, "\n"); n != 2 {
 		t.Errorf("stderr has %d lines; want 2:\n%s", n, res.stderr)
 	}
-	if !strings.Contains(res.stdout, "1025 events applied, 2 distinct users, 2 invalid lines") {
-		t.Errorf("stdout %q; want 1025 events and 2 invalid lines", res.stdout)
+	if !strings.Contains(res.stdout, "1025 events applied, 2 distinct users, 2 rejected lines") {
+		t.Errorf("stdout %q; want 1025 events and 2 rejected lines", res.stdout)
 	}
 
 	// Across files the database refuses the overflow: nothing of the file is applied.
@@ -521,6 +547,7 @@ func TestBadFlags(t *testing.T) {
 		{"FINONEX_PROGRESS_INTERVAL=x", nil, map[string]string{"FINONEX_PROGRESS_INTERVAL": "x"}, "-progress-interval"},
 		{"FINONEX_QUIET=maybe", nil, map[string]string{"FINONEX_QUIET": "maybe"}, "-quiet"},
 		{"bad db", []string{"-db", "mysql://x"}, nil, "-db"},
+		{"events file in no directory", []string{"-db", unreachableDSN, "-events-file", filepath.Join(t.TempDir(), "missing", "e.jsonl")}, nil, "-events-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
