@@ -176,7 +176,8 @@ func handleUserEvents(log *slog.Logger, db *store.Store, m *metrics) http.Handle
 		m.getRequests.Add(1)
 		id := r.PathValue("userid")
 		if err := event.ValidUserID(id); err != nil {
-			writeError(w, log, r, badRequest("%v", err))
+			// No event can carry this id, so no row can hold it: a user with no row.
+			writeError(w, log, r, &apiError{status: http.StatusNotFound, msg: fmt.Sprintf("no revenue recorded for this user: not a valid userId (%v)", err)})
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)

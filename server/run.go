@@ -25,7 +25,8 @@ Usage: server [flags]
 Example:
   server -addr :8000 -events-file server_events.jsonl -secret s3cret
 
-Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on a failure, 2 on bad flags.
+Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on a failure, 2 on bad flags, an
+address that cannot be bound or an events file that cannot be opened.
 `
 
 type config struct {
@@ -100,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Open the writer first: it removes a torn tail a crash left, before the keys are read.
 	w, err := spool.Open(c.eventsFile, spool.Options{QueueSize: c.queue})
 	if err != nil {
-		return err
+		return cli.UsageError{Err: fmt.Errorf("-events-file: %w", err)}
 	}
 	keys := idempotency.New(c.window)
 	n, err := loadKeys(keys, c.eventsFile, c.window, time.Now())

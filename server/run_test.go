@@ -268,6 +268,8 @@ func TestRunBadFlags(t *testing.T) {
 		{"empty events file", []string{"-events-file", ""}, nil, "-events-file"},
 		{"arguments", []string{"extra"}, nil, "extra"},
 		{"bad db URL", []string{"-db", "mysql://x", "-events-file", filepath.Join(t.TempDir(), "e.jsonl")}, nil, "-db"},
+		{"events file in no directory", []string{"-db", unreachableDSN, "-addr", "127.0.0.1:0",
+			"-events-file", filepath.Join(t.TempDir(), "missing", "e.jsonl")}, nil, "-events-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

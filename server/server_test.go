@@ -328,7 +328,8 @@ func TestUserEvents(t *testing.T) {
 		"/userEvents/" + strings.Repeat("a", 256),      // too long
 		"/userEvents/" + strings.Repeat("%C3%A9", 128), // 256 bytes of UTF-8
 	} {
-		wantJSONError(t, "GET "+path, ts.get(t, path), http.StatusBadRequest)
+		// No event can have such an id, so no row can: the user has no row.
+		wantJSONError(t, "GET "+path, ts.get(t, path), http.StatusNotFound)
 	}
 	if got := ts.contents(t); got != "" {
 		t.Errorf("events file after GETs = %q; want empty", got)
