@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -173,7 +174,7 @@ func (s *sender) sendFile(ctx context.Context, r io.Reader) error {
 		s.inFlight.Add(1)
 		go func(n int, body []byte) {
 			defer func() { s.inFlight.Add(-1); <-sem; wg.Done() }()
-			err := s.send(ctx, body, fmt.Sprintf("%s-%d", s.cfg.runID, n))
+			err := s.send(ctx, body, s.cfg.runID+"-"+strconv.Itoa(n))
 			if err == nil {
 				s.sent.Add(1)
 				return
@@ -209,8 +210,7 @@ func (s *sender) invalid(line int, err error) {
 // the first attempt: past that the server may have forgotten the key, and a retry could
 // count the event twice.
 func (s *sender) send(ctx context.Context, body []byte, key string) error {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.giveUp)
-	defer cancel()
+	first := time.Now()
 	for attempt := 0; ; attempt++ {
 		retryAfter, err := s.post(ctx, body, key)
 		if err == nil || !retryable(err) {
@@ -219,14 +219,16 @@ func (s *sender) send(ctx context.Context, body []byte, key string) error {
 		if attempt == s.cfg.retries {
 			return fmt.Errorf("gave up after %d attempts: %w", attempt+1, err)
 		}
-		s.retried.Add(1)
 		wait := max(backoff(attempt, s.cfg.maxBackoff), min(retryAfter, s.cfg.maxBackoff))
+		if time.Since(first)+wait > s.cfg.giveUp {
+			return fmt.Errorf("gave up after %s (-give-up-after): %w", s.cfg.giveUp, err)
+		}
+		s.retried.Add(1)
+		t := time.NewTimer(wait)
 		select {
-		case <-time.After(wait):
+		case <-t.C:
 		case <-ctx.Done():
-			if context.Cause(ctx) == context.DeadlineExceeded {
-				return fmt.Errorf("gave up after %s (-give-up-after): %w", s.cfg.giveUp, err)
-			}
+			t.Stop()
 			return context.Cause(ctx)
 		}
 	}
@@ -274,14 +276,18 @@ func (s *sender) post(ctx context.Context, body []byte, key string) (retryAfter 
 	if err != nil {
 		return 0, err
 	}
-	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	io.Copy(io.Discard, resp.Body) // drained, so the connection is reused
-	resp.Body.Close()
-	s.latency.observe(time.Since(start))
-	switch {
-	case resp.StatusCode/100 == 2:
+	defer resp.Body.Close()
+	if resp.StatusCode/100 == 2 {
+		// Drained so the connection is reused; a failure there costs only the connection; the
+		// status already says the event is stored.
+		io.Copy(io.Discard, resp.Body)
+		s.latency.observe(time.Since(start))
 		return 0, nil
-	case resp.StatusCode == http.StatusUnauthorized:
+	}
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	io.Copy(io.Discard, resp.Body)
+	s.latency.observe(time.Since(start))
+	if resp.StatusCode == http.StatusUnauthorized {
 		return 0, errUnauthorized
 	}
 	if secs, err := time.ParseDuration(resp.Header.Get("Retry-After") + "s"); err == nil {
@@ -293,7 +299,7 @@ func (s *sender) post(ctx context.Context, body []byte, key string) (retryAfter 
 func (s *sender) summary(w io.Writer) {
 	elapsed := time.Since(s.start)
 	sent := s.sent.Load()
-	fmt.Fprintf(w, "sent %d events in %s (%.0f events/s): %d skipped invalid, %d failed, %d retries; latency p50 %s, p99 %s; run id %s\n",
+	fmt.Fprintf(w, "sent %d events, elapsed %s (%.0f events/s): %d skipped invalid, %d failed, %d retries; latency p50 %s, p99 %s; run id %s\n",
 		sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), s.skipped.Load(), s.failed.Load(),
 		s.retried.Load(), s.latency.quantile(0.50), s.latency.quantile(0.99), s.cfg.runID)
 }
