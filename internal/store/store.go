@@ -67,8 +67,8 @@ func Open(dsn string) (*Store, error) {
 		return nil, fmt.Errorf("database URL: %w", err)
 	}
 	db := sql.OpenDB(c)
-	db.SetMaxOpenConns(32)
-	db.SetMaxIdleConns(32)
+	db.SetMaxOpenConns(64)
+	db.SetMaxIdleConns(64)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return &Store{db: db, cfg: cfg, name: cfg.Database, retryGap: time.Second}, nil
 }
