@@ -283,6 +283,15 @@ install_pg() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends postgresql || return 1
 }
 
+# install_curl: install Debian's curl, which the demo asks the server with, when root with
+# apt-get; false otherwise.
+install_curl() {
+	[[ $EUID -eq 0 ]] && command -v apt-get >/dev/null 2>&1 || return 1
+	say "curl not found: installing Debian's package 'curl' (apt-get update; apt-get install -y --no-install-recommends curl)"
+	apt-get update || return 1
+	DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl || return 1
+}
+
 # as_pg CMD...: run a command as the user that owns the throwaway server. PostgreSQL refuses
 # to run as root, so root runs it as the postgres system user.
 as_pg() {
@@ -492,7 +501,7 @@ mode_demo() {
 	[[ $# -le 1 ]] || die "demo takes at most one argument, the events file"
 	[[ -f $events ]] || die "demo: events file $events not found"
 	events="$(cd "$(dirname "$events")" && pwd)/$(basename "$events")"
-	command -v curl >/dev/null 2>&1 || die "demo needs curl (Debian: apt-get install curl)"
+	command -v curl >/dev/null 2>&1 || install_curl || die "demo needs curl (Debian: apt-get install curl)"
 	need_go
 	provision_pg
 
