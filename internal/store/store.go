@@ -67,8 +67,10 @@ func Open(dsn string) (*Store, error) {
 		return nil, fmt.Errorf("database URL: %w", err)
 	}
 	db := sql.OpenDB(c)
-	db.SetMaxOpenConns(64)
-	db.SetMaxIdleConns(64)
+	// 32: most of PostgreSQL's default max_connections (100) stays for processors, psql and
+	// other servers. 64 was measured about 5% faster on GET, not worth that.
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
 	db.SetConnMaxIdleTime(5 * time.Minute)
 	return &Store{db: db, cfg: cfg, name: cfg.Database, retryGap: time.Second}, nil
 }
