@@ -101,6 +101,9 @@ func runSuite(b *testing.B, size benchSize) (rows []benchRow, notes []string) {
 	e2eStart := time.Now()
 	rate := clientRate(b, input, srv.url())
 	rssServer := cli.PeakRSS(srv.cmd.Process.Pid)
+	batches := debugVar(b, srv.url(), "writer", "batches")
+	notes = append(notes, fmt.Sprintf("Ingest: the writer committed %.0f events per batch on average, and one fdatasync took %.2f ms on average under that load.",
+		debugVar(b, srv.url(), "writer", "lines")/batches, 1000*debugVar(b, srv.url(), "writer", "sync_seconds_total")/batches))
 	rows = append(rows, benchRow{"ingest", workload + ", 64 in flight, 2xx after fdatasync",
 		fmt.Sprintf("%.0f events/s", rate), fmt.Sprintf("%.0f events/s (no-op handler)", ceiling), fmt.Sprintf("%.2f", rate/ceiling), ">= 0.75"})
 
@@ -160,6 +163,7 @@ func runSuite(b *testing.B, size benchSize) (rows []benchRow, notes []string) {
 	rows = append(rows, benchRow{"memory", "server peak RSS under the ingest load (" + workload + ")", fmt.Sprintf("%d MiB", rssServer>>20), "(none)", "", "bounded"})
 	overloadInput := filepath.Join(dir, "overload.jsonl")
 	genEvents(b, rand.New(rand.NewPCG(5, 6)), overloadInput, size.events/10, size.users)
+	notes = append(notes, "")
 	notes = append(notes, overload(b, dir, overloadInput)...)
 
 	// How cost grows.
