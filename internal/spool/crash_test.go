@@ -449,3 +449,59 @@ func TestNoAcknowledgementBeforeSync(t *testing.T) {
 		t.Errorf("file after crash = %q; want %q", got, "synced\n")
 	}
 }
+
+// TestUnlockFailureStopsWriter: when the lock cannot be released after a batch was written
+// and synced, the batch is still acknowledged (its retries would count it twice otherwise),
+// the writer stops for good, and closing the file releases the lock: a processor's fence
+// is not kept waiting.
+func TestUnlockFailureStopsWriter(t *testing.T) {
+	disk := newMemFS()
+	w := openMem(t, disk, spool.Options{})
+	disk.setFail(failNext("unlock", 1))
+	if err := w.Append([]byte("a")); err != nil {
+		t.Fatalf(`Append("a") = %v; want nil: the line is on disk`, err)
+	}
+	if err := w.Healthy(); !errors.Is(err, spool.ErrStopped) {
+		t.Errorf("Healthy() = %v; want %v", err, spool.ErrStopped)
+	}
+	if err := w.Append([]byte("b")); !errors.Is(err, spool.ErrStopped) {
+		t.Errorf(`Append("b") = %v; want %v`, err, spool.ErrStopped)
+	}
+	claimed := make(chan string, 1)
+	go func() {
+		data, _, _ := disk.claim(memLive, memDir+"/claimed.jsonl")
+		claimed <- string(data)
+	}()
+	select {
+	case got := <-claimed:
+		if got != "a\n" {
+			t.Errorf("claimed file = %q; want %q", got, "a\n")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the claim's fence is still waiting for the stopped writer's lock")
+	}
+}
+
+// TestFailureShownForAWhile: a failed batch is reported by Healthy for FailureShown, then no
+// longer, so that a server taken out of rotation for it comes back and can try again.
+func TestFailureShownForAWhile(t *testing.T) {
+	disk := newMemFS()
+	w := openMem(t, disk, spool.Options{})
+	var mu sync.Mutex
+	now := time.Unix(1_000_000, 0)
+	spool.SetNow(w, func() time.Time { mu.Lock(); defer mu.Unlock(); return now })
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+
+	disk.setFail(failNext("write", 1))
+	if err := w.Append([]byte("a")); !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf(`Append("a") = %v; want %v`, err, syscall.ENOSPC)
+	}
+	advance(spool.FailureShown - time.Second)
+	if err := w.Healthy(); !errors.Is(err, syscall.ENOSPC) {
+		t.Errorf("Healthy() just before FailureShown = %v; want %v", err, syscall.ENOSPC)
+	}
+	advance(time.Second)
+	if err := w.Healthy(); err != nil {
+		t.Errorf("Healthy() after FailureShown = %v; want nil", err)
+	}
+}

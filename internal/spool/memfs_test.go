@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -34,7 +35,7 @@ type memFS struct {
 	durable map[string]*memNode // the directory as of the last SyncDir
 
 	// fail, when set, is asked before every operation that can fail ("open", "write",
-	// "sync", "truncate", "syncdir", "lock"); true makes it fail. It runs under mu.
+	// "sync", "truncate", "syncdir", "lock", "unlock"); true makes it fail. It runs under mu.
 	fail func(op string) bool
 	// beforeSync, when set, runs at the start of every File.Sync, outside mu, so that a
 	// test can hold the writer inside a sync.
@@ -68,7 +69,8 @@ func newMemFS() *memFS {
 type memFile struct {
 	fs     *memFS
 	n      *memNode
-	closed bool // guarded by fs.mu
+	closed bool        // guarded by fs.mu
+	locked atomic.Bool // this handle holds n.lock; Close releases it, as close(2) does a flock
 }
 
 // failNext returns a fail hook that fails the next n operations op, and no others.
@@ -284,15 +286,22 @@ func (f *memFile) Lock() error {
 	}
 	runtime.Gosched() // let a claim slip in, if the writer leaves room for one
 	f.n.lock <- struct{}{}
+	f.locked.Store(true)
 	return nil
 }
 
 func (f *memFile) Unlock() error {
-	select {
-	case <-f.n.lock:
-	default:
+	if !f.locked.Load() {
 		return errors.New("memfs: unlock of a file that is not locked")
 	}
+	f.fs.mu.Lock()
+	failed := f.fs.failing("unlock")
+	f.fs.mu.Unlock()
+	if failed { // the lock stays held
+		return syscall.EIO
+	}
+	f.locked.Store(false)
+	<-f.n.lock
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if f.fs.dead {
@@ -302,6 +311,9 @@ func (f *memFile) Unlock() error {
 }
 
 func (f *memFile) Close() error {
+	if f.locked.CompareAndSwap(true, false) {
+		<-f.n.lock
+	}
 	f.fs.mu.Lock()
 	defer f.fs.mu.Unlock()
 	if f.closed {

@@ -23,7 +23,9 @@
 // A failed write or sync truncates the file back to its size before the batch and answers the
 // error to every event of the batch, so no torn or unacknowledged line is left for a later
 // append to glue onto. A sync error is never retried: the writer would not know what reached
-// the disk. If even the truncate fails, the writer refuses all further appends.
+// the disk. If even the truncate fails, or the lock cannot be released, the writer closes the
+// file (which drops its lock, so a processor is never kept waiting) and refuses all further
+// appends (ErrStopped).
 package spool
 
 import (
@@ -42,6 +44,15 @@ var ErrFull = errors.New("events queue is full")
 
 // ErrClosed is returned by Append after Close.
 var ErrClosed = errors.New("events writer is closed")
+
+// ErrStopped wraps the error that made a writer refuse every append: the events file is in a
+// state the writer cannot vouch for, and only a restart (which repairs it) helps.
+var ErrStopped = errors.New("events writer stopped; restart the server")
+
+// failureShown is how long Healthy reports a failed batch when no batch has succeeded since.
+// A failure must not stay reported for good: a server taken out of rotation for it would
+// never get the write that clears it.
+const failureShown = 10 * time.Second
 
 // Options tune a Writer. The zero value is usable.
 type Options struct {
@@ -72,10 +83,12 @@ type Writer struct {
 	mu     sync.RWMutex // guards closed against Append racing Close
 	closed bool
 
-	statsMu sync.Mutex // guards stats, broken and lastErr
-	stats   Stats
-	broken  error // set once: the writer refuses every later append
-	lastErr error // the last batch's error, nil after a success
+	statsMu  sync.Mutex // guards stats, broken, lastErr and failedAt
+	stats    Stats
+	broken   error     // set once, wrapping ErrStopped: the writer refuses every later append
+	lastErr  error     // the last batch's error, nil after a success
+	failedAt time.Time // when lastErr was set
+	now      func() time.Time
 
 	// Owned by the run goroutine (and Open, before it starts).
 	f        File
@@ -106,6 +119,7 @@ func Open(path string, opts Options) (*Writer, error) {
 		max:   opts.MaxBatch,
 		queue: make(chan request, opts.QueueSize),
 		done:  make(chan struct{}),
+		now:   time.Now,
 		// An earlier writer may have created the file and died before syncing its
 		// directory entry: sync it once at start, whoever created the file.
 		dirDirty: true,
@@ -178,16 +192,19 @@ func (w *Writer) Stats() Stats {
 	return s
 }
 
-// Healthy returns nil when the last batch was written and synced, else why not: the error
-// of the last failed batch (cleared by the next success) or the one that made the writer
-// refuse appends for good.
+// Healthy returns nil when appends are expected to succeed, else why not: the error that
+// made the writer refuse appends for good (wrapping ErrStopped), or the error of the last
+// batch when it failed less than failureShown ago.
 func (w *Writer) Healthy() error {
 	w.statsMu.Lock()
 	defer w.statsMu.Unlock()
 	if w.broken != nil {
 		return w.broken
 	}
-	return w.lastErr
+	if w.lastErr != nil && w.now().Sub(w.failedAt) < failureShown {
+		return w.lastErr
+	}
+	return nil
 }
 
 // refusing returns the error that made the writer refuse appends for good, or nil.
@@ -233,6 +250,7 @@ func (w *Writer) count(lines int, err error) {
 	defer w.statsMu.Unlock()
 	w.lastErr = err
 	if err != nil {
+		w.failedAt = w.now()
 		w.stats.Failed += int64(lines)
 		return
 	}
@@ -257,11 +275,14 @@ func (w *Writer) commit(buf []byte) error {
 	if err != nil {
 		w.undo(size, err)
 	}
+	if w.f == nil { // undo stopped the writer, and closing the file released the lock
+		return fmt.Errorf("append to %s: %w", w.path, err)
+	}
 	if uerr := w.f.Unlock(); uerr != nil {
 		// The batch's fate is already decided: answering a durable batch with an error
-		// would make its retries count twice. A lock that cannot be released, though,
-		// leaves the processor waiting, so stop here.
-		w.refuse(fmt.Errorf("unlock %s: %w; restart the server", w.path, uerr))
+		// would make its retries count twice. A lock that cannot be released would keep
+		// a processor waiting, so stop.
+		w.refuse(fmt.Errorf("unlock %s: %w", w.path, uerr))
 	}
 	if err != nil {
 		return fmt.Errorf("append to %s: %w", w.path, err)
@@ -269,11 +290,17 @@ func (w *Writer) commit(buf []byte) error {
 	return nil
 }
 
+// refuse stops the writer for good: it closes the file, which releases any lock on it, and
+// every later append gets the error. Only the run goroutine calls it.
 func (w *Writer) refuse(err error) {
+	if w.f != nil {
+		w.f.Close() // the close is the point; its error adds nothing to err
+		w.f = nil
+	}
 	w.statsMu.Lock()
 	defer w.statsMu.Unlock()
 	if w.broken == nil {
-		w.broken = err
+		w.broken = fmt.Errorf("%w: %w", ErrStopped, err)
 	}
 }
 
@@ -286,7 +313,7 @@ func (w *Writer) undo(size int64, cause error) {
 		err = w.f.Sync()
 	}
 	if err != nil {
-		w.refuse(fmt.Errorf("events file %s is in an unknown state after %v (truncate: %v); restart the server", w.path, cause, err))
+		w.refuse(fmt.Errorf("events file %s is in an unknown state after %v (truncate: %v)", w.path, cause, err))
 	}
 }
 
