@@ -210,8 +210,10 @@ func handleReadyz(wr *spool.Writer, db *store.Store, eventsFile string) http.Han
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		var problems []string
-		if wr.Healthy() != nil {
-			problems = append(problems, "events file: the last write failed; see the server log")
+		if err := wr.Healthy(); errors.Is(err, spool.ErrStopped) {
+			problems = append(problems, "events file: writes stopped after a failure the server could not repair; see the server log, then restart")
+		} else if err != nil {
+			problems = append(problems, "events file: a write failed in the last seconds; see the server log")
 		} else if syscall.Access(filepath.Dir(eventsFile), 2 /* W_OK */) != nil {
 			problems = append(problems, "events file: its directory is not writable")
 		}

@@ -14,18 +14,25 @@ import (
 func NewServer(log *slog.Logger, secrets []string, eventsFile string, logRequests bool, w *spool.Writer, keys *idempotency.Window, db *store.Store, m *metrics) http.Handler {
 	mux := http.NewServeMux()
 	auth := requireSecret(secrets)
-	mux.Handle("POST /liveEvent", auth(handleLiveEvent(log, w, keys, m)))
-	mux.Handle("GET /userEvents/{userid}", auth(handleUserEvents(log, db, m)))
-	mux.Handle("GET /healthz", handleHealthz())
-	mux.Handle("GET /readyz", handleReadyz(w, db, eventsFile))
-	mux.Handle("GET /debug/vars", auth(m))
-	mux.Handle("GET /debug/pprof/", auth(http.HandlerFunc(pprof.Index)))
+	// route serves method on path, and answers any other method there with a JSON 405.
+	route := func(method, path string, h http.Handler) {
+		mux.Handle(method+" "+path, h)
+		allow := method
+		if method == http.MethodGet {
+			allow = "GET, HEAD"
+		}
+		mux.Handle(path, handleWrongMethod(log, allow))
+	}
+	route("POST", "/liveEvent", auth(handleLiveEvent(log, w, keys, m)))
+	route("GET", "/userEvents/{userid}", auth(handleUserEvents(log, db, m)))
+	route("GET", "/healthz", handleHealthz())
+	route("GET", "/readyz", handleReadyz(w, db, eventsFile))
+	route("GET", "/debug/vars", auth(m))
+	route("GET", "/debug/pprof/", auth(http.HandlerFunc(pprof.Index)))
+	// Other methods on these two fall to the 405 of the /debug/pprof/ subtree above.
 	mux.Handle("GET /debug/pprof/profile", auth(http.HandlerFunc(pprof.Profile)))
 	mux.Handle("GET /debug/pprof/trace", auth(http.HandlerFunc(pprof.Trace)))
-	// The same paths with any other method, and unknown paths: JSON errors like the rest.
-	mux.Handle("/liveEvent", handleWrongMethod(log, "POST"))
-	mux.Handle("/userEvents/{userid}", handleWrongMethod(log, "GET, HEAD"))
-	mux.Handle("/", handleNotFound(log))
+	mux.Handle("/", handleNotFound(log)) // unknown paths: a JSON 404 like every other error
 	if logRequests {
 		return logEach(log, mux)
 	}

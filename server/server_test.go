@@ -213,12 +213,23 @@ func TestMethodNotAllowed(t *testing.T) {
 		{http.MethodPost, "/userEvents/x"},
 		{http.MethodPut, "/userEvents/x"},
 		{http.MethodDelete, "/userEvents/x"},
+		{http.MethodPost, "/healthz"},
+		{http.MethodDelete, "/readyz"},
+		{http.MethodPost, "/debug/vars"},
+		{http.MethodPost, "/debug/pprof/"},
+		{http.MethodPost, "/debug/pprof/profile"},
 	} {
 		r := ts.do(t, tt.method, tt.path, []byte(validEvent), map[string]string{"Authorization": testSecret})
-		if r.status != http.StatusMethodNotAllowed {
-			t.Errorf("%s %s = %d; want 405", tt.method, tt.path, r.status)
+		wantJSONError(t, tt.method+" "+tt.path, r, http.StatusMethodNotAllowed)
+		wantAllow := "GET, HEAD"
+		if tt.path == "/liveEvent" {
+			wantAllow = "POST"
+		}
+		if got := r.header.Get("Allow"); got != wantAllow {
+			t.Errorf("%s %s: Allow %q; want %q", tt.method, tt.path, got, wantAllow)
 		}
 	}
+	wantJSONError(t, "GET /nope", ts.do(t, http.MethodGet, "/nope", nil, map[string]string{"Authorization": testSecret}), http.StatusNotFound)
 	if got := ts.contents(t); got != "" {
 		t.Errorf("events file after 405s = %q; want empty", got)
 	}
@@ -526,8 +537,8 @@ func TestBrokenWriter(t *testing.T) {
 	wantJSONError(t, "POST whose write cannot be undone", ts.post(t, validEvent, nil), http.StatusInternalServerError)
 	wantJSONError(t, "POST to a broken writer", ts.post(t, validEvent, map[string]string{"Idempotency-Key": "k"}), http.StatusInternalServerError)
 	r := ts.do(t, http.MethodGet, "/readyz", nil, nil)
-	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "events file") {
-		t.Errorf("GET /readyz with a broken writer = %d %q; want 503 naming the events file", r.status, r.body)
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(string(r.body), "events file") || !strings.Contains(string(r.body), "restart") {
+		t.Errorf("GET /readyz with a broken writer = %d %q; want 503 naming the events file and a restart", r.status, r.body)
 	}
 	if r := ts.do(t, http.MethodGet, "/healthz", nil, nil); r.status != http.StatusOK {
 		t.Errorf("GET /healthz = %d; want 200", r.status)
