@@ -78,7 +78,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else {
 		leftovers, err := spool.Leftovers(c.eventsFile)
 		if err != nil {
-			return cli.UsageError{Err: fmt.Errorf("-events-file: %w", err)}
+			return cli.PathError("events-file", err)
 		}
 		for _, f := range leftovers {
 			fmt.Fprintf(stdout, "finishing %s, left by an interrupted run\n", f)
@@ -87,7 +87,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		errs = append(errs, p.claimAndApply(ctx, c.eventsFile, false))
 	}
 	if p.files == 0 {
-		if p.busy == 0 && len(c.files) == 0 {
+		if p.busy == 0 && len(c.files) == 0 && errors.Join(errs...) == nil {
 			fmt.Fprintf(stdout, "nothing to process: %s is missing or empty\n", c.eventsFile)
 		}
 		return errors.Join(errs...)

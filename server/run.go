@@ -101,7 +101,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Open the writer first: it removes a torn tail a crash left, before the keys are read.
 	w, err := spool.Open(c.eventsFile, spool.Options{QueueSize: c.queue})
 	if err != nil {
-		return cli.UsageError{Err: fmt.Errorf("-events-file: %w", err)}
+		return cli.PathError("events-file", err)
 	}
 	keys := idempotency.New(c.window)
 	n, err := loadKeys(keys, c.eventsFile, c.window, time.Now())

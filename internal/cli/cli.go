@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -46,6 +47,18 @@ func ExitCode(err error, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return ExitFail
 	}
+}
+
+// PathError names -flag in err, an error about the path that flag gave. When the path cannot
+// be used as given (missing, not a directory, no permission) it is a UsageError, for the user
+// to fix; any other error (an I/O error, say) stays a failure.
+func PathError(flag string, err error) error {
+	err = fmt.Errorf("-%s: %w", flag, err)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, fs.ErrPermission) ||
+		errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.EISDIR) {
+		return UsageError{err}
+	}
+	return err
 }
 
 // FlagSet is a flag.FlagSet whose flags each fall back to an environment variable: a flag on

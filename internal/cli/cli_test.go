@@ -6,8 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -125,6 +127,25 @@ func TestBadEnvValueOverriddenByFlag(t *testing.T) {
 	a = fs.Int("a", "A", 0, "")
 	if err := fs.Parse([]string{"-a", "5"}); err != nil || *a != 5 {
 		t.Errorf("Parse(-a 5) with $A bad = %v, a=%d; want nil, 5", err, *a)
+	}
+}
+
+func TestPathError(t *testing.T) {
+	for _, tt := range []struct {
+		err   error
+		usage bool
+	}{
+		{&fs.PathError{Op: "open", Path: "x", Err: syscall.ENOENT}, true},
+		{&fs.PathError{Op: "open", Path: "x", Err: syscall.EACCES}, true},
+		{&fs.PathError{Op: "open", Path: "x", Err: syscall.ENOTDIR}, true},
+		{&fs.PathError{Op: "open", Path: "x", Err: syscall.EISDIR}, true},
+		{&fs.PathError{Op: "read", Path: "x", Err: syscall.EIO}, false},
+	} {
+		err := PathError("events-file", tt.err)
+		var ue UsageError
+		if !strings.HasPrefix(err.Error(), "-events-file: ") || !errors.Is(err, tt.err) || errors.As(err, &ue) != tt.usage {
+			t.Errorf("PathError(events-file, %v) = %v (usage error %v); want it named, wrapping, usage error %v", tt.err, err, errors.As(err, &ue), tt.usage)
+		}
 	}
 }
 
