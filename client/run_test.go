@@ -320,21 +320,36 @@ func TestRetriesExhausted(t *testing.T) {
 // TestGiveUpAfter: no attempt starts past -give-up-after, however many retries are left, so
 // a late retry cannot outlive the server's memory of the key.
 func TestGiveUpAfter(t *testing.T) {
-	p := &peer{plan: func(string, int, string) int { return http.StatusServiceUnavailable }}
+	// The peer's Retry-After makes every wait 200ms: attempts at 0, 0.2, ... 1.0s. The next
+	// would start at 1.2s, past the limit, so the client must stop after the one at 1.0s.
+	const giveUp = 1100 * time.Millisecond
+	var mu sync.Mutex
+	var starts []time.Time // when each attempt reached the server
+	p := &peer{plan: func(string, int, string) int {
+		mu.Lock()
+		starts = append(starts, time.Now())
+		mu.Unlock()
+		return http.StatusServiceUnavailable
+	}}
 	srv := newPeer(t, p)
-	start := time.Now()
 	res := runClient(t, context.Background(), writeFile(t, ev("u1", 1)+"\n"), srv.URL, "-quiet",
-		"-retries", "1000", "-max-backoff", "20ms", "-give-up-after", "300ms")
+		"-retries", "1000", "-max-backoff", "200ms", "-give-up-after", giveUp.String())
 	if res.err == nil {
 		t.Fatalf("run = nil; want an error")
 	}
-	if elapsed := time.Since(start); elapsed > 10*time.Second {
-		t.Errorf("run took %s with -give-up-after 300ms", elapsed)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(starts) < 2 {
+		t.Fatalf("%d attempts; want retries until the limit", len(starts))
 	}
-	if n := p.attempts["run1-1"]; n < 2 || n >= 1000 {
-		t.Errorf("%d attempts; want a few, fewer than -retries allows", n)
+	last := starts[len(starts)-1].Sub(starts[0])
+	if last > giveUp {
+		t.Errorf("last attempt started %s after the first; want none past -give-up-after %s", last, giveUp)
 	}
-	if !strings.Contains(res.stderr, "line 1: not sent: gave up after 300ms (-give-up-after): server answered 503") {
+	if last < giveUp/2 {
+		t.Errorf("last attempt started %s after the first; want retries until about %s", last, giveUp)
+	}
+	if !strings.Contains(res.stderr, "line 1: not sent: gave up after 1.1s (-give-up-after): server answered 503") {
 		t.Errorf("stderr %q; want the line, the limit and the last answer", res.stderr)
 	}
 	wantSummary(t, res.stdout, 0, 0, 1)
