@@ -505,3 +505,37 @@ func TestFailureShownForAWhile(t *testing.T) {
 		t.Errorf("Healthy() after FailureShown = %v; want nil", err)
 	}
 }
+
+// TestUnlockFailureDuringRepair: a running writer moves to a new live file that has a torn
+// tail; the repair fails and so does the unlock. The writer must stop and close the file, so
+// that a processor's fence is not kept waiting on a lock that nobody will release.
+func TestUnlockFailureDuringRepair(t *testing.T) {
+	disk := newMemFS()
+	w := openMem(t, disk, spool.Options{})
+	if err := w.Append([]byte("a")); err != nil {
+		t.Fatalf(`Append("a") = %v; want nil`, err)
+	}
+	if _, ok, err := disk.claim(memLive, memDir+"/first.jsonl"); !ok || err != nil {
+		t.Fatalf("claim = %v, %v; want the file", ok, err)
+	}
+	disk.create(memLive, "b\ntor") // a live file another writer left torn
+	// The first unlock is of the claimed file the writer leaves; the second, after the failed
+	// repair, fails.
+	disk.setFail(failAll(failNext("truncate", 1), failNth("unlock", 1, 1)))
+	if err := w.Append([]byte("c")); err == nil {
+		t.Fatalf(`Append("c") = nil; want the repair's error`)
+	}
+	if err := w.Healthy(); !errors.Is(err, spool.ErrStopped) {
+		t.Errorf("Healthy() = %v; want %v", err, spool.ErrStopped)
+	}
+	claimed := make(chan struct{})
+	go func() {
+		disk.claim(memLive, memDir+"/second.jsonl")
+		close(claimed)
+	}()
+	select {
+	case <-claimed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the claim's fence is still waiting for the stopped writer's lock")
+	}
+}

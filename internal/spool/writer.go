@@ -83,7 +83,7 @@ type Writer struct {
 	mu     sync.RWMutex // guards closed against Append racing Close
 	closed bool
 
-	statsMu  sync.Mutex // guards stats, broken, lastErr and failedAt
+	statsMu  sync.Mutex // guards stats, broken, lastErr, failedAt and now
 	stats    Stats
 	broken   error     // set once, wrapping ErrStopped: the writer refuses every later append
 	lastErr  error     // the last batch's error, nil after a success
@@ -278,20 +278,26 @@ func (w *Writer) commit(buf []byte) error {
 	if w.f == nil { // undo stopped the writer, and closing the file released the lock
 		return fmt.Errorf("append to %s: %w", w.path, err)
 	}
-	if uerr := w.f.Unlock(); uerr != nil {
-		// The batch's fate is already decided: answering a durable batch with an error
-		// would make its retries count twice. A lock that cannot be released would keep
-		// a processor waiting, so stop.
-		w.refuse(fmt.Errorf("unlock %s: %w", w.path, uerr))
-	}
+	// The batch's fate is already decided: a failed unlock stops the writer, but answering a
+	// durable batch with an error would make its retries count twice.
+	w.unlock()
 	if err != nil {
 		return fmt.Errorf("append to %s: %w", w.path, err)
 	}
 	return nil
 }
 
+// unlock releases the file lock. If it cannot, the writer stops: a lock that stays held would
+// keep a processor's fence waiting, and refuse closes the file, which releases it.
+func (w *Writer) unlock() {
+	if err := w.f.Unlock(); err != nil {
+		w.refuse(fmt.Errorf("unlock %s: %w", w.path, err))
+	}
+}
+
 // refuse stops the writer for good: it closes the file, which releases any lock on it, and
-// every later append gets the error. Only the run goroutine calls it.
+// every later append gets the error. Only the run goroutine (or Open, before it starts) calls
+// it.
 func (w *Writer) refuse(err error) {
 	if w.f != nil {
 		w.f.Close() // the close is the point; its error adds nothing to err
@@ -349,12 +355,12 @@ func (w *Writer) lock() (int64, error) {
 		}
 		same, err := w.fs.SameFile(w.path, w.f)
 		if err != nil {
-			w.f.Unlock()
+			w.unlock()
 			return 0, fmt.Errorf("stat %s: %w", w.path, err)
 		}
 		if !same {
 			// Claimed by a processor: move on to a new live file.
-			w.f.Unlock()
+			w.f.Unlock() // the close below releases it anyway
 			err := w.f.Close()
 			w.f = nil // a failed close must not leave the writer on the old file
 			if err != nil {
@@ -368,7 +374,7 @@ func (w *Writer) lock() (int64, error) {
 			w.repaired = err == nil
 		}
 		if err != nil {
-			w.f.Unlock()
+			w.unlock()
 			return 0, err
 		}
 		return size, nil
