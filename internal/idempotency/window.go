@@ -44,8 +44,9 @@ func digestOf(key string) digest {
 type entry struct {
 	fp      uint64
 	expires int64 // unix nanoseconds; 0 while in flight
-	done    bool
 }
+
+func (e entry) inFlight() bool { return e.expires == 0 }
 
 type expiry struct {
 	key digest
@@ -78,7 +79,7 @@ func (w *Window) Begin(key string, fp uint64, now time.Time) Outcome {
 	case !ok:
 		w.entries[d] = entry{fp: fp}
 		return First
-	case !e.done:
+	case e.inFlight():
 		return InFlight
 	case e.fp != fp:
 		return Conflict
@@ -112,7 +113,7 @@ func (w *Window) Load(key string, fp uint64, at time.Time) {
 }
 
 func (w *Window) remember(d digest, fp uint64, expires int64) {
-	w.entries[d] = entry{fp: fp, expires: expires, done: true}
+	w.entries[d] = entry{fp: fp, expires: expires}
 	w.queue = append(w.queue, expiry{d, expires})
 }
 
@@ -128,7 +129,7 @@ func (w *Window) Len() int {
 func (w *Window) expire(now int64) {
 	for w.head < len(w.queue) && w.queue[w.head].at <= now {
 		x := w.queue[w.head]
-		if e, ok := w.entries[x.key]; ok && e.done && e.expires <= now {
+		if e, ok := w.entries[x.key]; ok && !e.inFlight() && e.expires <= now {
 			delete(w.entries, x.key)
 		}
 		w.queue[w.head] = expiry{}
