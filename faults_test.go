@@ -82,24 +82,7 @@ func tableRevenue(t *testing.T, dsn string) map[string]int64 {
 	if _, err := db.Exec(finonex.Schema); err != nil {
 		t.Fatalf("apply schema: %v", err)
 	}
-	rows, err := db.Query(`SELECT user_id, revenue FROM users_revenue`)
-	if err != nil {
-		t.Fatalf("read users_revenue: %v", err)
-	}
-	defer rows.Close()
-	got := make(map[string]int64)
-	for rows.Next() {
-		var u string
-		var r int64
-		if err := rows.Scan(&u, &r); err != nil {
-			t.Fatal(err)
-		}
-		got[u] = r
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return got
+	return pgtest.Revenues(t, db)
 }
 
 func ledgerRows(t *testing.T, dsn string) int {

@@ -72,24 +72,7 @@ func (f *fixture) run(t *testing.T, args ...string) result {
 // revenue returns every row of users_revenue.
 func (f *fixture) revenue(t *testing.T) map[string]int64 {
 	t.Helper()
-	rows, err := f.db.DB().Query(`SELECT user_id, revenue FROM users_revenue`)
-	if err != nil {
-		t.Fatalf("query users_revenue: %v", err)
-	}
-	defer rows.Close()
-	got := map[string]int64{}
-	for rows.Next() {
-		var u string
-		var r int64
-		if err := rows.Scan(&u, &r); err != nil {
-			t.Fatal(err)
-		}
-		got[u] = r
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return got
+	return pgtest.Revenues(t, f.db.DB())
 }
 
 func (f *fixture) wantRevenue(t *testing.T, want map[string]int64) {

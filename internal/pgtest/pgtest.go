@@ -74,3 +74,27 @@ func NewDatabase(t testing.TB, getenv func(string) string, create bool) string {
 	u.Path = "/" + name
 	return u.String()
 }
+
+// Revenues returns every row of users_revenue in db, user to revenue: what the tests of every
+// package compare with the events they sent.
+func Revenues(t testing.TB, db *sql.DB) map[string]int64 {
+	t.Helper()
+	rows, err := db.QueryContext(t.Context(), `SELECT user_id, revenue FROM users_revenue`)
+	if err != nil {
+		t.Fatalf("read users_revenue: %v", err)
+	}
+	defer rows.Close()
+	got := make(map[string]int64)
+	for rows.Next() {
+		var user string
+		var revenue int64
+		if err := rows.Scan(&user, &revenue); err != nil {
+			t.Fatalf("scan users_revenue: %v", err)
+		}
+		got[user] = revenue
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("read users_revenue: %v", err)
+	}
+	return got
+}

@@ -50,29 +50,39 @@ func newStore(t testing.TB) *Store {
 // revenues reads the whole users_revenue table.
 func revenues(t testing.TB, s *Store) map[string]int64 {
 	t.Helper()
-	rows, err := s.DB().QueryContext(t.Context(), `SELECT user_id, revenue FROM users_revenue`)
-	if err != nil {
-		t.Fatalf("read users_revenue: %v", err)
-	}
-	defer rows.Close()
-	m := make(map[string]int64)
-	for rows.Next() {
-		var u string
-		var r int64
-		if err := rows.Scan(&u, &r); err != nil {
-			t.Fatalf("scan users_revenue: %v", err)
-		}
-		m[u] = r
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatalf("read users_revenue: %v", err)
-	}
-	return m
+	return pgtest.Revenues(t, s.DB())
 }
 
 type ledgerRow struct {
 	Events, Users int64
 	Net, SHA256   string
+}
+
+// tables is what users_revenue and processed_files held at one moment.
+type tables struct {
+	revenue map[string]int64
+	ledger  map[string]ledgerRow
+}
+
+func snapshot(t testing.TB, s *Store) tables {
+	t.Helper()
+	return tables{revenues(t, s), ledger(t, s)}
+}
+
+// wantSame fails the test when either table no longer holds what it held at the snapshot;
+// after says what happened since.
+func (before tables) wantSame(t testing.TB, s *Store, after string) {
+	t.Helper()
+	if got := revenues(t, s); !maps.Equal(got, before.revenue) {
+		if len(got)+len(before.revenue) <= 20 {
+			t.Errorf("users_revenue after %s = %v; want it unchanged, %v", after, got, before.revenue)
+		} else {
+			t.Errorf("users_revenue after %s: %d rows, changed; want the %d rows before", after, len(got), len(before.revenue))
+		}
+	}
+	if got := ledger(t, s); !maps.Equal(got, before.ledger) {
+		t.Errorf("processed_files after %s = %+v; want it unchanged, %+v", after, got, before.ledger)
+	}
 }
 
 // ledger reads the whole processed_files table.
@@ -569,7 +579,7 @@ func TestApplySameFileTwiceChangesNothing(t *testing.T) {
 	first := Batch{File: "once.jsonl", Events: 2, SHA256: strings.Repeat("11", 32),
 		Users: []string{"a", "b"}, Deltas: []int64{10, 20}}
 	mustApply(t, s, first)
-	wantRev, wantLedger := revenues(t, s), ledger(t, s)
+	before := snapshot(t, s)
 	for _, again := range []Batch{
 		first,
 		{File: "once.jsonl", Events: 99, SHA256: strings.Repeat("22", 32),
@@ -580,12 +590,7 @@ func TestApplySameFileTwiceChangesNothing(t *testing.T) {
 		if err != nil || applied {
 			t.Errorf("Apply(%+v) of a file in the ledger = %v, %v; want false, nil", again, applied, err)
 		}
-		if got := revenues(t, s); !maps.Equal(got, wantRev) {
-			t.Errorf("users_revenue after a repeated file = %v; want %v", got, wantRev)
-		}
-		if got := ledger(t, s); !maps.Equal(got, wantLedger) {
-			t.Errorf("processed_files after a repeated file = %+v; want %+v", got, wantLedger)
-		}
+		before.wantSame(t, s, "a repeated file")
 	}
 }
 
@@ -615,7 +620,7 @@ func TestApplyEmptyBatch(t *testing.T) {
 func TestApplyLengthMismatch(t *testing.T) {
 	s := newStore(t)
 	mustApply(t, s, batchOf("seed", map[string]int64{"a": 1}))
-	wantRev, wantLedger := revenues(t, s), ledger(t, s)
+	before := snapshot(t, s)
 	for _, b := range []Batch{
 		{File: "more-users", Users: []string{"a", "b"}, Deltas: []int64{1}},
 		{File: "more-deltas", Users: []string{"a"}, Deltas: []int64{1, 2}},
@@ -629,12 +634,7 @@ func TestApplyLengthMismatch(t *testing.T) {
 			t.Errorf("Applied(%s) = %v, %v; want false, nil", b.File, ok, err)
 		}
 	}
-	if got := revenues(t, s); !maps.Equal(got, wantRev) {
-		t.Errorf("users_revenue = %v; want %v", got, wantRev)
-	}
-	if got := ledger(t, s); !maps.Equal(got, wantLedger) {
-		t.Errorf("processed_files = %+v; want %+v", got, wantLedger)
-	}
+	before.wantSame(t, s, "batches of mismatched lengths")
 }
 
 func TestApplyNetRevenueBeyondInt64(t *testing.T) {
@@ -675,19 +675,14 @@ func TestApplyOverflowRollsBackEverything(t *testing.T) {
 		{File: "up-first", Users: []string{"m-big", "a"}, Deltas: []int64{math.MaxInt64, 1}},
 		late,
 	} {
-		wantRev, wantLedger := revenues(t, s), ledger(t, s)
+		before := snapshot(t, s)
 		applied, err := s.Apply(t.Context(), b)
 		if err == nil || applied {
 			t.Errorf("Apply(%s) overflowing bigint = %v, %v; want false and an error", b.File, applied, err)
 		} else {
 			t.Logf("Apply(%s): %v", b.File, err)
 		}
-		if got := revenues(t, s); !maps.Equal(got, wantRev) {
-			t.Errorf("after Apply(%s) failed: users_revenue has %d rows, changed; want the %d rows before", b.File, len(got), len(wantRev))
-		}
-		if got := ledger(t, s); !maps.Equal(got, wantLedger) {
-			t.Errorf("after Apply(%s) failed: processed_files = %+v; want %+v", b.File, got, wantLedger)
-		}
+		before.wantSame(t, s, "failed Apply("+b.File+")")
 	}
 	// The failed file is not in the ledger, so a corrected version of it applies.
 	mustApply(t, s, Batch{File: "up", Users: []string{"a"}, Deltas: []int64{1}})
