@@ -18,3 +18,7 @@ CREATE TABLE IF NOT EXISTS processed_files (
     sha256      text        NOT NULL,     -- of the file's bytes, to spot a changed file
     applied_at  timestamptz NOT NULL DEFAULT now()
 );
+
+-- The ledger is searched by digest, to refuse a processed file handed over again under a new
+-- name.
+CREATE INDEX IF NOT EXISTS processed_files_sha256 ON processed_files (sha256);

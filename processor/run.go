@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -53,6 +55,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	c := config{eventsFile: *events, dsn: *dsn, quiet: *quiet, every: *every, files: fs.Args()}
 	return c, errors.Join(
 		cli.Check(c.eventsFile == "", "events-file", "must not be empty"),
+		cli.CheckFlag("events-file", spool.CheckLive(c.eventsFile)),
 		cli.Check(c.every <= 0, "progress-interval", "must be positive"),
 	)
 }
@@ -82,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		for _, f := range leftovers {
 			fmt.Fprintf(stdout, "finishing %s, left by an interrupted run\n", f)
-			errs = append(errs, p.apply(ctx, f))
+			errs = append(errs, p.apply(ctx, f, false))
 		}
 		errs = append(errs, p.claimAndApply(ctx, c.eventsFile, false))
 	}
@@ -142,20 +145,20 @@ func (p *processor) crash(point string) {
 }
 
 // claimAndApply claims the file at path and applies it. A path that is itself a claimed
-// file is applied as it is. named says the user gave the path, so a missing file is an error.
+// file is applied as it is; a processed or rejected file is refused. named says the user gave
+// the path, so a missing file is an error.
 func (p *processor) claimAndApply(ctx context.Context, path string, named bool) error {
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: claim nothing new
 	}
-	if spool.IsClaimed(path) {
+	switch spool.ParseName(path).Kind {
+	case spool.Claimed:
 		if _, err := os.Stat(path); named && err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		return p.apply(ctx, path)
-	}
-	base := strings.TrimSuffix(path, filepath.Ext(path))
-	if strings.HasSuffix(base, "_processed") || strings.HasSuffix(base, "_rejected") {
-		return fmt.Errorf("%s: already processed or rejected; to apply it again, copy it to a new name first", path)
+		return p.apply(ctx, path, named)
+	case spool.Processed, spool.Rejected:
+		return spool.CheckLive(path)
 	}
 	if fi, err := os.Stat(path); !named && err == nil && fi.Size() == 0 {
 		return nil // the server's live file, with nothing in it yet: nothing to claim
@@ -172,13 +175,14 @@ func (p *processor) claimAndApply(ctx context.Context, path string, named bool) 
 	}
 	fmt.Fprintf(p.out, "claimed %s as %s\n", path, filepath.Base(claimed))
 	p.crash("after-claim")
-	return p.apply(ctx, claimed)
+	return p.apply(ctx, claimed, named)
 }
 
 // apply applies one claimed file exactly once, then marks it processed. On failure the file
 // keeps its claimed name, for the next run. A file another processor is working on, or has
-// just finished, is left to it.
-func (p *processor) apply(ctx context.Context, claimed string) error {
+// just finished, is left to it. named says the user handed the file over: then its content
+// must not have been applied before under another name (see store.Batch.Unique).
+func (p *processor) apply(ctx context.Context, claimed string, named bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -196,13 +200,16 @@ func (p *processor) apply(ctx context.Context, claimed string) error {
 	}
 	defer lease.Release()
 	p.files++
-	done, _, err := p.db.Applied(ctx, name)
+	done, digest, err := p.db.Applied(ctx, name)
 	if err != nil {
 		return fmt.Errorf("%s: %w", claimed, err)
 	}
 	if done {
+		if err := sameDigest(claimed, digest); err != nil {
+			return err
+		}
 		fmt.Fprintf(p.out, "%s is already in the ledger (applied earlier); not applied again\n", name)
-	} else if err := p.sumAndApply(ctx, claimed); err != nil {
+	} else if err := p.sumAndApply(ctx, claimed, named); err != nil {
 		return err
 	}
 	processed, err := spool.MarkProcessed(claimed)
@@ -213,7 +220,27 @@ func (p *processor) apply(ctx context.Context, claimed string) error {
 	return nil
 }
 
-func (p *processor) sumAndApply(ctx context.Context, claimed string) error {
+// sameDigest checks that a file the ledger holds still has the bytes it was applied with. A
+// changed file is refused and left as it is: its old content counted, and its new content
+// cannot be applied under a name the ledger already holds.
+func sameDigest(path, want string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("open %s: %w", path, err)
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("%s: changed since it was applied (SHA-256 %s, the ledger has %s): not applied again, file left as it is; "+
+			"to apply the new lines, move them to a file with a new name", path, got, want)
+	}
+	return nil
+}
+
+func (p *processor) sumAndApply(ctx context.Context, claimed string, named bool) error {
 	name := filepath.Base(claimed)
 	readStart := time.Now()
 	s, err := p.sum(claimed)
@@ -222,10 +249,14 @@ func (p *processor) sumAndApply(ctx context.Context, claimed string) error {
 		return err
 	}
 	dbStart := time.Now()
-	applied, err := p.db.Apply(ctx, store.Batch{File: name, Events: s.events, SHA256: s.sha256, Users: s.users, Deltas: s.deltas,
+	applied, err := p.db.Apply(ctx, store.Batch{File: name, Events: s.events, SHA256: s.sha256, Users: s.users, Deltas: s.deltas, Unique: named,
 		BeforeCommit: func() { p.crash("before-commit") }})
 	p.dbTime += time.Since(dbStart)
 	p.crash("after-commit")
+	var same *store.SameContentError
+	if errors.As(err, &same) {
+		return fmt.Errorf("%s: nothing applied: %w; the file keeps its claimed name", claimed, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: nothing applied, file kept for the next run: %w", claimed, err)
 	}

@@ -302,8 +302,9 @@ func TestLeftoverAlreadyInLedger(t *testing.T) {
 	}
 	write(t, leftover, add("erin", 50)+"\n")
 	// A processor applied it and died before the rename.
-	if _, err := f.db.DB().Exec(`INSERT INTO processed_files (file_name, events, users, net_revenue, sha256) VALUES ($1, 1, 1, 50, 'x')`,
-		filepath.Base(leftover)); err != nil {
+	digest := sha256.Sum256([]byte(add("erin", 50) + "\n"))
+	if _, err := f.db.DB().Exec(`INSERT INTO processed_files (file_name, events, users, net_revenue, sha256) VALUES ($1, 1, 1, 50, $2)`,
+		filepath.Base(leftover), hex.EncodeToString(digest[:])); err != nil {
 		t.Fatal(err)
 	}
 	res := f.run(t)

@@ -173,6 +173,14 @@ func Check(bad bool, name, format string, args ...any) error {
 	return UsageError{fmt.Errorf(format, args...)}
 }
 
+// CheckFlag returns err, when not nil, as a UsageError for flag name.
+func CheckFlag(name string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return UsageError{fmt.Errorf("-%s: %w", name, err)}
+}
+
 // CheckLogFormat checks the value of a -log-format flag.
 func CheckLogFormat(format string) error {
 	return Check(format != "text" && format != "json", "log-format", "want text or json, got %q", format)

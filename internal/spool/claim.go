@@ -1,71 +1,15 @@
 package spool
 
 import (
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
-	"strings"
 	"syscall"
 	"time"
 )
-
-// A live file dir/NAME.EXT is claimed as dir/NAME_<time>-<random>.EXT, then renamed to
-// dir/NAME_<time>-<random>_processed.EXT once applied; lines that failed the contract go to
-// dir/NAME_<time>-<random>_rejected.EXT. The random part keeps two claims made in the same
-// instant, by two processes, apart.
-const claimTime = "20060102T150405.000000000Z"
-
-// claimPattern matches what Claim adds to a name.
-const claimPattern = `_\d{8}T\d{6}\.\d{9}Z-[0-9a-f]{8}`
-
-// claimedName matches the end of a claimed name: the claim part (group 1), an optional
-// _processed or _rejected (group 2), and the extension of the live file, if it had one.
-var claimedName = regexp.MustCompile(`(` + claimPattern + `)(_processed|_rejected)?(?:\.[^.]*)?$`)
-
-// ClaimName returns a new, unique name to claim the file at path under.
-func ClaimName(path string, now time.Time) (string, error) {
-	var b [4]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	base, ext := splitExt(path)
-	return base + "_" + now.UTC().Format(claimTime) + "-" + hex.EncodeToString(b[:]) + ext, nil
-}
-
-// IsClaimed reports whether path is a claimed file: named by Claim, not yet processed.
-func IsClaimed(path string) bool {
-	m := claimedName.FindStringSubmatchIndex(filepath.Base(path))
-	return m != nil && m[4] < 0 // no _processed or _rejected
-}
-
-// ProcessedName is the name a claimed file gets once it has been applied.
-func ProcessedName(claimed string) string { return withSuffix(claimed, "_processed") }
-
-// RejectedName is the name of the file that holds a claimed file's invalid lines.
-func RejectedName(claimed string) string { return withSuffix(claimed, "_rejected") }
-
-// withSuffix puts suffix right after the claim part of the name, before any extension. The
-// claim part itself holds a ".", so filepath.Ext cannot be trusted to find the extension.
-func withSuffix(claimed, suffix string) string {
-	dir, name := filepath.Split(claimed)
-	m := claimedName.FindStringSubmatchIndex(name)
-	if m == nil {
-		base, ext := splitExt(claimed)
-		return base + suffix + ext
-	}
-	return dir + name[:m[3]] + suffix + name[m[3]:]
-}
-
-func splitExt(path string) (base, ext string) {
-	ext = filepath.Ext(path)
-	return strings.TrimSuffix(path, ext), ext
-}
 
 // Claim takes the file at path away from its writers: it renames it to a new claimed name,
 // makes the rename durable, and fences off any writer still appending to it (see the package
@@ -121,11 +65,9 @@ func Leftovers(path string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	base, ext := splitExt(filepath.Base(path))
-	mine := regexp.MustCompile("^" + regexp.QuoteMeta(base) + claimPattern + regexp.QuoteMeta(ext) + "$")
 	var found []string
 	for _, e := range entries {
-		if e.Type().IsRegular() && mine.MatchString(e.Name()) {
+		if e.Type().IsRegular() && belongsTo(path, e.Name(), Claimed) {
 			found = append(found, filepath.Join(dir, e.Name()))
 		}
 	}
@@ -153,11 +95,9 @@ func Recent(path string, since time.Time) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
-	base, ext := splitExt(filepath.Base(path))
-	ours := regexp.MustCompile("^" + regexp.QuoteMeta(base) + "(" + claimPattern + "(_processed)?)?" + regexp.QuoteMeta(ext) + "$")
 	var found []string
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !ours.MatchString(e.Name()) {
+		if !e.Type().IsRegular() || !belongsTo(path, e.Name(), Live, Claimed, Processed) {
 			continue
 		}
 		info, err := e.Info()

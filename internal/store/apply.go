@@ -23,6 +23,13 @@ type Batch struct {
 	Users  []string // distinct users, in any order
 	Deltas []int64  // Deltas[i] is the revenue change of Users[i]
 
+	// Unique refuses the batch, with a *SameContentError, when the ledger already holds a
+	// file with the same digest that applied events: for a file a user hands over, the same
+	// bytes under a new name are a processed file renamed by hand. The server's live files
+	// are not Unique: two claims of it may hold the very same lines (a canary posting one
+	// event every interval), and both count.
+	Unique bool
+
 	// BeforeCommit, when set, runs inside the transaction just before COMMIT. It exists for
 	// fault-injection tests that kill the process at that point.
 	BeforeCommit func()
@@ -90,6 +97,11 @@ VALUES ($1, $2, $3, $4, $5) ON CONFLICT (file_name) DO NOTHING`, b.File, b.Event
 		if n == 0 {
 			return errAlreadyApplied
 		}
+		if b.Unique && b.Events > 0 {
+			if err := refuseSameContent(ctx, tx, b); err != nil {
+				return err
+			}
+		}
 		for i := 0; i < len(users); i += chunkRows {
 			j := min(i+chunkRows, len(users))
 			if _, err := tx.ExecContext(ctx, upsert, pq.Array(users[i:j]), pq.Array(deltas[i:j])); err != nil {
@@ -105,6 +117,35 @@ VALUES ($1, $2, $3, $4, $5) ON CONFLICT (file_name) DO NOTHING`, b.File, b.Event
 		return false, nil
 	}
 	return err == nil, err
+}
+
+// SameContentError says that a Unique batch's bytes were applied before, under another name.
+type SameContentError struct {
+	File      string // the ledger's name for the earlier file
+	AppliedAt time.Time
+}
+
+func (e *SameContentError) Error() string {
+	return fmt.Sprintf("the same content (SHA-256) was applied already as %s at %s", e.File, e.AppliedAt.UTC().Format(time.RFC3339))
+}
+
+// refuseSameContent looks for another ledger row with b's digest. The advisory lock, taken
+// per digest, orders two transactions with the same content: the second one's query starts
+// after the first committed, and sees its row.
+func refuseSameContent(ctx context.Context, tx *sql.Tx, b Batch) error {
+	if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(734509, hashtext($1))`, b.SHA256); err != nil {
+		return fmt.Errorf("lock digest of %s: %w", b.File, err)
+	}
+	e := &SameContentError{}
+	err := tx.QueryRowContext(ctx, `SELECT file_name, applied_at FROM processed_files
+WHERE sha256 = $1 AND file_name <> $2 AND events > 0 ORDER BY applied_at LIMIT 1`, b.SHA256, b.File).Scan(&e.File, &e.AppliedAt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("look up digest of %s: %w", b.File, err)
+	}
+	return e
 }
 
 // errAlreadyApplied rolls back a transaction whose file the ledger already holds.
