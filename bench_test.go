@@ -31,9 +31,9 @@ import (
 	"testing"
 	"time"
 
-	"finonex/internal/cli"
 	"finonex/internal/event"
 	"finonex/internal/pgtest"
+	"finonex/internal/procstat"
 	"finonex/internal/store"
 )
 
@@ -100,7 +100,7 @@ func runSuite(b *testing.B, size benchSize) (rows []benchRow, notes []string) {
 	srv := startServer(b, events, dsn, "127.0.0.1:0")
 	e2eStart := time.Now()
 	rate := clientRate(b, input, srv.url())
-	rssServer := cli.PeakRSS(srv.cmd.Process.Pid)
+	rssServer := procstat.PeakRSS(srv.cmd.Process.Pid)
 	batches := debugVar(b, srv.url(), "writer", "batches")
 	notes = append(notes, fmt.Sprintf("Ingest: the writer committed %.0f events per batch on average, and one fdatasync took %.2f ms on average under that load.",
 		debugVar(b, srv.url(), "writer", "lines")/batches, 1000*debugVar(b, srv.url(), "writer", "sync_seconds_total")/batches))
@@ -458,7 +458,7 @@ func overload(b *testing.B, dir, input string) []string {
 		b.Fatalf("client under overload: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	shed := debugVar(b, srv.url(), "events_rejected", "busy")
-	rss := cli.PeakRSS(srv.cmd.Process.Pid)
+	rss := procstat.PeakRSS(srv.cmd.Process.Pid)
 	srv.stop()
 	return []string{
 		"Overload (server -queue 64, client -concurrency 1024, -retries 1000): " + strings.TrimSpace(r.stdout),

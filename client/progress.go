@@ -1,12 +1,11 @@
 package main
 
 import (
+	"finonex/internal/console"
 	"fmt"
 	"math/bits"
 	"sync/atomic"
 	"time"
-
-	"finonex/internal/cli"
 )
 
 // progressLine renders the sender's counters: bytes read of the file, percent, rate,
@@ -15,7 +14,7 @@ func (s *sender) progressLine(size int64) string {
 	elapsed := time.Since(s.start)
 	sent := s.sent.Load()
 	return fmt.Sprintf("progress: %s, %d sent, %.0f events/s, in flight %d, retried %d, skipped %d, failed %d",
-		cli.Fraction(s.bytesRead.Load(), size, elapsed), sent, float64(sent)/max(elapsed.Seconds(), 1e-9),
+		console.Fraction(s.bytesRead.Load(), size, elapsed), sent, float64(sent)/max(elapsed.Seconds(), 1e-9),
 		s.inFlight.Load(), s.retried.Load(), s.skipped.Load(), s.failed.Load())
 }
 

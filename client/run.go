@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"finonex/internal/cli"
+	"finonex/internal/console"
 	"finonex/internal/event"
 )
 
@@ -99,7 +100,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
 		size = fi.Size()
 	}
-	con := cli.NewConsole(stderr, c.quiet)
+	con := console.New(stderr, c.quiet)
 	s := newSender(c, con)
 	s.start = time.Now()
 	stop := con.Progress(c.every, func() string { return s.progressLine(size) })
@@ -122,7 +123,7 @@ var errUnauthorized = errors.New("server answered 401 Unauthorized: check -secre
 type sender struct {
 	cfg     config
 	http    *http.Client
-	con     *cli.Console
+	con     *console.Console
 	latency histogram
 	start   time.Time
 
@@ -130,7 +131,7 @@ type sender struct {
 	bytesRead                                      atomic.Int64
 }
 
-func newSender(c config, con *cli.Console) *sender {
+func newSender(c config, con *console.Console) *sender {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		MaxIdleConns:          c.concurrency,
@@ -149,7 +150,7 @@ func (s *sender) sendFile(ctx context.Context, r io.Reader) error {
 	defer cancel(nil)
 	sem := make(chan struct{}, s.cfg.concurrency)
 	var wg sync.WaitGroup
-	sc := event.NewScanner(cli.CountingReader{R: r, N: &s.bytesRead}, 1<<20)
+	sc := event.NewScanner(console.CountingReader{R: r, N: &s.bytesRead}, 1<<20)
 	for sc.Scan() && ctx.Err() == nil {
 		s.read.Add(1)
 		line := sc.Bytes()

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"finonex/internal/cli"
+	"finonex/internal/console"
+	"finonex/internal/procstat"
 	"finonex/internal/spool"
 	"finonex/internal/store"
 )
@@ -70,7 +72,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.UsageError{Err: fmt.Errorf("-db: %w", err)}
 	}
 	defer db.Close()
-	p := &processor{db: db, con: cli.NewConsole(stderr, c.quiet), out: stdout, every: c.every, crashAt: getenv(crashEnv)}
+	p := &processor{db: db, con: console.New(stderr, c.quiet), out: stdout, every: c.every, crashAt: getenv(crashEnv)}
 	start := time.Now()
 
 	var errs []error
@@ -97,7 +99,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	fmt.Fprintf(stdout, "done: %d files, %d events applied, %s, %s; read %s, database %s, total %s, peak memory %d MiB\n",
 		p.files, p.events, p.usersNote(), p.rejectedNote(), p.readTime.Round(time.Millisecond), p.dbTime.Round(time.Millisecond),
-		time.Since(start).Round(time.Millisecond), cli.PeakRSS(os.Getpid())>>20)
+		time.Since(start).Round(time.Millisecond), procstat.PeakRSS(os.Getpid())>>20)
 	return errors.Join(errs...)
 }
 
@@ -120,7 +122,7 @@ func (p *processor) rejectedNote() string {
 // processor applies files and keeps the totals of a run.
 type processor struct {
 	db    *store.Store
-	con   *cli.Console
+	con   *console.Console
 	out   io.Writer
 	every time.Duration
 

@@ -12,7 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"finonex/internal/cli"
+	"finonex/internal/console"
 	"finonex/internal/event"
 	"finonex/internal/spool"
 )
@@ -108,7 +108,7 @@ func (p *processor) sum(path string) (summary, error) {
 	}
 	h := sha256.New()
 	var read atomic.Int64
-	sc := event.NewScanner(io.TeeReader(cli.CountingReader{R: f, N: &read}, h), 1<<20)
+	sc := event.NewScanner(io.TeeReader(console.CountingReader{R: f, N: &read}, h), 1<<20)
 	t := newTally()
 	rej := &rejects{path: spool.RejectedName(path), con: p.con, source: filepath.Base(path)}
 	sc.CopyTooLong(rej)
@@ -117,7 +117,7 @@ func (p *processor) sum(path string) (summary, error) {
 	stop := p.con.Progress(p.every, func() string {
 		elapsed, n := time.Since(start), atomic.LoadInt64(&events)
 		return fmt.Sprintf("reading %s: %s, %d events, %.0f events/s", filepath.Base(path),
-			cli.Fraction(read.Load(), size, elapsed), n, float64(n)/max(elapsed.Seconds(), 1e-9))
+			console.Fraction(read.Load(), size, elapsed), n, float64(n)/max(elapsed.Seconds(), 1e-9))
 	})
 	for sc.Scan() {
 		line := sc.Bytes()
@@ -158,7 +158,7 @@ func (p *processor) sum(path string) (summary, error) {
 type rejects struct {
 	path   string
 	source string
-	con    *cli.Console
+	con    *console.Console
 	f      *os.File
 	w      *bufio.Writer
 	n      int64

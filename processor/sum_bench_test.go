@@ -2,14 +2,13 @@ package main
 
 import (
 	"bufio"
+	"finonex/internal/console"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
-
-	"finonex/internal/cli"
 )
 
 // BenchmarkSum measures the processor's read, validate and sum stage on a 1,000,000-line file
@@ -30,7 +29,7 @@ func BenchmarkSum(b *testing.B) {
 	w.Flush()
 	f.Close()
 	info, _ := os.Stat(path)
-	p := &processor{con: cli.NewConsole(io.Discard, true)}
+	p := &processor{con: console.New(io.Discard, true)}
 	b.SetBytes(info.Size())
 	for b.Loop() {
 		s, err := p.sum(path)

@@ -1,5 +1,5 @@
 // Package cli is what the three programs share at their edge: flags that fall back to
-// environment variables, usage text that lists both, secret masking for logs, and the mapping
+// environment variables, usage text that lists both, checks of flag values, and the mapping
 // of run's error to an exit status.
 package cli
 
@@ -10,11 +10,8 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -179,47 +176,6 @@ func CheckFlag(name string, err error) error {
 		return nil
 	}
 	return UsageError{fmt.Errorf("-%s: %w", name, err)}
-}
-
-// CheckLogFormat checks the value of a -log-format flag.
-func CheckLogFormat(format string) error {
-	return Check(format != "text" && format != "json", "log-format", "want text or json, got %q", format)
-}
-
-// NewLogger returns the program's one logger, writing text or JSON lines to w.
-func NewLogger(w io.Writer, format string) *slog.Logger {
-	if format == "json" {
-		return slog.New(slog.NewJSONHandler(w, nil))
-	}
-	return slog.New(slog.NewTextHandler(w, nil))
-}
-
-// kvPassword matches a password in a key=value connection string, quoted or not.
-var kvPassword = regexp.MustCompile(`password\s*=\s*('(?:[^'\\]|\\.)*'|\S*)`)
-
-// MaskURL hides the password in a database URL (in its user part or its query) or in a
-// key=value connection string, for logs.
-func MaskURL(s string) string {
-	u, err := url.Parse(s)
-	if err != nil || u.Scheme == "" || u.Host == "" && u.User == nil {
-		return kvPassword.ReplaceAllString(s, "password=xxxxx")
-	}
-	if _, ok := u.User.Password(); ok {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
-	}
-	if q := u.Query(); q.Has("password") {
-		q.Set("password", "xxxxx")
-		u.RawQuery = q.Encode()
-	}
-	return u.String()
-}
-
-// MaskSecret shows that a secret is set without showing it.
-func MaskSecret(s string) string {
-	if s == "" {
-		return "(empty)"
-	}
-	return fmt.Sprintf("(set, %d bytes)", len(s))
 }
 
 // RunFunc is a program's run: everything main does, with its inputs injected so that tests

@@ -8,7 +8,6 @@ import (
 	"io"
 	"io/fs"
 	"strings"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -187,14 +186,12 @@ func TestCheck(t *testing.T) {
 	if err := Check(true, "", "unexpected %q", "x"); err == nil || err.Error() != `unexpected "x"` {
 		t.Errorf("Check(true, \"\") = %v; want %q", err, `unexpected "x"`)
 	}
-	for format, bad := range map[string]bool{"text": false, "json": false, "xml": true, "": true, "JSON": true} {
-		err := CheckLogFormat(format)
-		if (err != nil) != bad {
-			t.Errorf("CheckLogFormat(%q) = %v; want error %v", format, err, bad)
-		}
-		if bad && !strings.Contains(err.Error(), "-log-format") {
-			t.Errorf("CheckLogFormat(%q) = %v; want it to name -log-format", format, err)
-		}
+	if err := CheckFlag("x", nil); err != nil {
+		t.Errorf("CheckFlag(x, nil) = %v; want nil", err)
+	}
+	err = CheckFlag("log-format", errors.New("want text or json"))
+	if !errors.As(err, &ue) || err.Error() != "-log-format: want text or json" {
+		t.Errorf("CheckFlag(log-format, err) = %v; want UsageError %q", err, "-log-format: want text or json")
 	}
 }
 
@@ -224,157 +221,5 @@ func TestExitCode(t *testing.T) {
 				t.Errorf("ExitCode(%v) printed %q; want %q", tt.err, stderr.String(), tt.wantStderr)
 			}
 		})
-	}
-}
-
-func TestMaskURL(t *testing.T) {
-	tests := []struct {
-		in   string
-		want string // exact, or "" to only check that secret is gone
-		leak string // must not appear in the output
-	}{
-		{in: "postgres://postgres:hunter2@localhost:5432/finonex?sslmode=disable",
-			want: "postgres://postgres:xxxxx@localhost:5432/finonex?sslmode=disable", leak: "hunter2"},
-		{in: "postgres://u:p%40ss%2Fw0rd@db.example:5432/x", leak: "p%40ss"},
-		{in: "postgresql://u:s3cr3t@h/db", want: "postgresql://u:xxxxx@h/db", leak: "s3cr3t"},
-		{in: "postgres://postgres@localhost:5432/finonex?sslmode=disable",
-			want: "postgres://postgres@localhost:5432/finonex?sslmode=disable"},
-		{in: "postgres://localhost/finonex", want: "postgres://localhost/finonex"},
-		{in: "http://user:pw@example.com/path", want: "http://user:xxxxx@example.com/path", leak: ":pw@"},
-		{in: "host=localhost user=postgres password=hunter2 dbname=finonex sslmode=disable",
-			want: "host=localhost user=postgres password=xxxxx dbname=finonex sslmode=disable", leak: "hunter2"},
-		{in: "password=hunter2", want: "password=xxxxx", leak: "hunter2"},
-		{in: "host=localhost dbname=finonex", want: "host=localhost dbname=finonex"},
-		{in: "", want: ""},
-	}
-	for _, tt := range tests {
-		got := MaskURL(tt.in)
-		if tt.want != "" || tt.in == "" {
-			if got != tt.want {
-				t.Errorf("MaskURL(%q) = %q; want %q", tt.in, got, tt.want)
-			}
-		}
-		if tt.leak != "" && strings.Contains(got, tt.leak) {
-			t.Errorf("MaskURL(%q) = %q; still shows %q", tt.in, got, tt.leak)
-		}
-	}
-}
-
-// TestMaskURLPasswordForms covers the other ways lib/pq (which the programs use) accepts a
-// password in a DSN: as a URL query parameter, and in key=value form quoted with spaces or
-// with spaces around "=". Each is a real, working DSN for pq, so each must be masked in logs.
-func TestMaskURLPasswordForms(t *testing.T) {
-	tests := []struct {
-		in   string
-		leak []string
-	}{
-		{"postgres://postgres@localhost:5432/finonex?sslmode=disable&password=hunter2", []string{"hunter2"}},
-		{"postgres://localhost/finonex?password=hunter2", []string{"hunter2"}},
-		{"host=localhost password='correct horse battery' dbname=finonex", []string{"horse", "battery"}},
-		{"host=localhost password = hunter2 dbname=finonex", []string{"hunter2"}},
-	}
-	for _, tt := range tests {
-		got := MaskURL(tt.in)
-		for _, leak := range tt.leak {
-			if strings.Contains(got, leak) {
-				t.Errorf("MaskURL(%q) = %q; the password part %q is still visible", tt.in, got, leak)
-			}
-		}
-	}
-}
-
-func TestMaskSecret(t *testing.T) {
-	if got := MaskSecret(""); got != "(empty)" {
-		t.Errorf("MaskSecret(\"\") = %q; want %q", got, "(empty)")
-	}
-	got := MaskSecret("hunter2")
-	if strings.Contains(got, "hunter2") || got != "(set, 7 bytes)" {
-		t.Errorf("MaskSecret(hunter2) = %q; want %q", got, "(set, 7 bytes)")
-	}
-}
-
-func TestNewLogger(t *testing.T) {
-	var text, js bytes.Buffer
-	NewLogger(&text, "text").Info("hello", "k", "v")
-	NewLogger(&js, "json").Info("hello", "k", "v")
-	if !strings.Contains(text.String(), "msg=hello k=v") {
-		t.Errorf("text logger wrote %q; want msg=hello k=v", text.String())
-	}
-	if !strings.Contains(js.String(), `"msg":"hello","k":"v"`) {
-		t.Errorf("json logger wrote %q; want JSON", js.String())
-	}
-}
-
-func TestConsolePlain(t *testing.T) {
-	var buf bytes.Buffer
-	c := NewConsole(&buf, false)
-	var n atomic.Int64
-	stop := c.Progress(time.Millisecond, func() string { return fmt.Sprintf("progress %d", n.Add(1)) })
-	// Wait for a few ticks by watching the counter, not the clock.
-	deadline := time.Now().Add(10 * time.Second)
-	for n.Load() < 3 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
-	c.Printf("report %d\n", 1)
-	stop()
-	out := buf.String()
-	if n.Load() < 3 {
-		t.Fatalf("progress line drawn %d times in 10s; want at least 3", n.Load())
-	}
-	if strings.Contains(out, "\r") || strings.Contains(out, "\033") {
-		t.Errorf("plain console output %q; want no carriage returns or escapes", out)
-	}
-	if !strings.Contains(out, "progress 1\n") || !strings.Contains(out, "report 1\n") {
-		t.Errorf("plain console output %q; want whole lines", out)
-	}
-}
-
-func TestConsoleQuiet(t *testing.T) {
-	var buf bytes.Buffer
-	c := NewConsole(&buf, true)
-	called := make(chan struct{}, 1)
-	stop := c.Progress(time.Millisecond, func() string {
-		select {
-		case called <- struct{}{}:
-		default:
-		}
-		return "progress"
-	})
-	c.Printf("report\n")
-	stop()
-	if buf.String() != "report\n" {
-		t.Errorf("quiet console wrote %q; want only %q", buf.String(), "report\n")
-	}
-	select {
-	case <-called:
-		t.Errorf("quiet console computed a progress line")
-	default:
-	}
-}
-
-func TestFraction(t *testing.T) {
-	tests := []struct {
-		done, size int64
-		elapsed    time.Duration
-		want       string
-	}{
-		{1 << 20, -1, 3 * time.Second, "1.0 MiB read, elapsed 3s"},
-		{0, 0, 0, "0.0 MiB read, elapsed 0s"},
-		{1 << 20, 4 << 20, 2 * time.Second, "1.0 MiB of 4.0 MiB (25.0%), elapsed 2s, eta 6s"},
-		{0, 4 << 20, 2 * time.Second, "0.0 MiB of 4.0 MiB (0.0%), elapsed 2s, eta ?"},
-		{8 << 20, 4 << 20, 2 * time.Second, "8.0 MiB of 4.0 MiB (100.0%), elapsed 2s, eta 0s"},
-	}
-	for _, tt := range tests {
-		if got := Fraction(tt.done, tt.size, tt.elapsed); got != tt.want {
-			t.Errorf("Fraction(%d, %d, %v) = %q; want %q", tt.done, tt.size, tt.elapsed, got, tt.want)
-		}
-	}
-}
-
-func TestCountingReader(t *testing.T) {
-	var n atomic.Int64
-	b, err := io.ReadAll(CountingReader{R: strings.NewReader("hello, world"), N: &n})
-	if err != nil || string(b) != "hello, world" || n.Load() != 12 {
-		t.Errorf("ReadAll(CountingReader) = %q, %v, counted %d; want %q, nil, 12", b, err, n.Load(), "hello, world")
 	}
 }

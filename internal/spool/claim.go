@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"syscall"
 	"time"
 )
 
@@ -51,10 +50,10 @@ func Fence(claimed string) error {
 }
 
 func fence(f *os.File) error {
-	if err := flock(f, syscall.LOCK_EX); err != nil {
+	if err := lockShared(f); err != nil {
 		return err
 	}
-	return flock(f, syscall.LOCK_UN)
+	return unlock(f)
 }
 
 // Leftovers returns the claimed files beside the live file at path that were never marked

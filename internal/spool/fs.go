@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"syscall"
 )
 
 // FS is what a Writer needs of the file system. OS is the real one; tests use one that
@@ -89,8 +88,8 @@ func syncDir(dir string) error {
 
 type osFile struct{ *os.File }
 
-func (f osFile) Lock() error   { return flock(f.File, syscall.LOCK_EX) }
-func (f osFile) Unlock() error { return flock(f.File, syscall.LOCK_UN) }
+func (f osFile) Lock() error   { return lockShared(f.File) }
+func (f osFile) Unlock() error { return unlock(f.File) }
 
 func (f osFile) Size() (int64, error) {
 	fi, err := f.Stat()
@@ -100,19 +99,4 @@ func (f osFile) Size() (int64, error) {
 	return fi.Size(), nil
 }
 
-func (f osFile) Sync() error {
-	return ignoringEINTR(func() error { return syscall.Fdatasync(int(f.Fd())) })
-}
-
-func flock(f *os.File, how int) error {
-	return ignoringEINTR(func() error { return syscall.Flock(int(f.Fd()), how) })
-}
-
-func ignoringEINTR(fn func() error) error {
-	for {
-		err := fn()
-		if !errors.Is(err, syscall.EINTR) {
-			return err
-		}
-	}
-}
+func (f osFile) Sync() error { return fdatasync(f.File) }

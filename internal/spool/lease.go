@@ -5,16 +5,10 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"syscall"
 )
 
 // ErrBusy is returned by Take when another processor holds the claimed file.
 var ErrBusy = errors.New("another processor is applying this file")
-
-// fOFDSetLK is F_OFD_SETLK (Linux 3.15+): a record lock owned by the open file, not the
-// process. Such locks are independent of the writers' flock, so a processor can hold one for
-// as long as it works without ever making the server wait.
-const fOFDSetLK = 37
 
 // Lease is a processor's exclusive hold on a claimed file, so that two processors never work
 // on the same file at once. The kernel drops it when the process dies, so a file whose
@@ -31,10 +25,9 @@ func Take(claimed string) (*Lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lease %s: %w", claimed, err)
 	}
-	lk := syscall.Flock_t{Type: syscall.F_WRLCK} // the whole file; Pid must be 0 for OFD locks
-	if err := syscall.FcntlFlock(f.Fd(), fOFDSetLK, &lk); err != nil {
+	if err := leaseLock(f); err != nil {
 		f.Close()
-		if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EACCES) {
+		if errors.Is(err, ErrBusy) {
 			return nil, ErrBusy
 		}
 		return nil, fmt.Errorf("lease %s: %w", claimed, err)

@@ -1,11 +1,11 @@
-package cli
+// Package console writes a program's progress and reports to stderr: a progress line redrawn
+// in place on a terminal, a plain line now and then elsewhere, and nothing with -quiet.
+package console
 
 import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,7 +21,8 @@ type Console struct {
 	drawn bool // a progress line is on the screen
 }
 
-func NewConsole(w io.Writer, quiet bool) *Console {
+// New returns a Console writing to w; quiet turns the progress line off.
+func New(w io.Writer, quiet bool) *Console {
 	c := &Console{w: w, quiet: quiet}
 	if f, ok := w.(*os.File); ok {
 		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
@@ -119,20 +120,4 @@ func (c CountingReader) Read(p []byte) (int, error) {
 	n, err := c.R.Read(p)
 	c.N.Add(int64(n))
 	return n, err
-}
-
-// PeakRSS returns the peak resident memory of process pid in bytes (Linux's VmHWM), or 0
-// when it cannot be read.
-func PeakRSS(pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kib, _ := strconv.ParseInt(f[1], 10, 64)
-			return kib << 10
-		}
-	}
-	return 0
 }
