@@ -150,18 +150,16 @@ func (s *sender) sendFile(ctx context.Context, r io.Reader) error {
 	defer cancel(nil)
 	sem := make(chan struct{}, s.cfg.concurrency)
 	var wg sync.WaitGroup
-	sc := event.NewScanner(console.CountingReader{R: r, N: &s.bytesRead}, 1<<20)
-	for sc.Scan() && ctx.Err() == nil {
+	sc := event.NewScanner(console.CountingReader{R: r, N: &s.bytesRead})
+	for line, err := range sc.Lines() {
+		if ctx.Err() != nil {
+			break
+		}
 		s.read.Add(1)
-		line := sc.Bytes()
-		if sc.TooLong() {
-			s.invalid(sc.Line(), event.ErrLineTooLong)
-			continue
+		var ev event.Event
+		if err == nil {
+			ev, err = event.Parse(line)
 		}
-		if event.IsBlank(line) {
-			continue
-		}
-		ev, err := event.Parse(line)
 		if err != nil {
 			s.invalid(sc.Line(), err)
 			continue

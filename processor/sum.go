@@ -108,7 +108,7 @@ func (p *processor) sum(path string) (summary, error) {
 	}
 	h := sha256.New()
 	var read atomic.Int64
-	sc := event.NewScanner(io.TeeReader(console.CountingReader{R: f, N: &read}, h), 1<<20)
+	sc := event.NewScanner(io.TeeReader(console.CountingReader{R: f, N: &read}, h))
 	t := newTally()
 	rej := &rejects{path: spool.RejectedName(path), con: p.con, source: filepath.Base(path)}
 	sc.CopyTooLong(rej)
@@ -119,16 +119,12 @@ func (p *processor) sum(path string) (summary, error) {
 		return fmt.Sprintf("reading %s: %s, %d events, %.0f events/s", filepath.Base(path),
 			console.Fraction(read.Load(), size, elapsed), n, float64(n)/max(elapsed.Seconds(), 1e-9))
 	})
-	for sc.Scan() {
-		line := sc.Bytes()
-		if sc.TooLong() {
-			rej.add(sc.Line(), nil, event.ErrLineTooLong)
-			continue
+	for line, err := range sc.Lines() {
+		var userID []byte
+		var delta int64
+		if err == nil {
+			userID, delta, err = event.ParseDelta(line)
 		}
-		if event.IsBlank(line) {
-			continue
-		}
-		userID, delta, err := event.ParseDelta(line)
 		if err == nil {
 			err = t.add(userID, delta)
 		}
@@ -165,8 +161,8 @@ type rejects struct {
 	err    error
 }
 
-// add reports an invalid line and copies it. A too-long line comes with no text: the Scanner
-// has already copied its bytes through Write.
+// add reports an invalid line and copies it. A too-long line comes with no text (nil): the
+// Scanner has already copied its bytes through Write.
 func (r *rejects) add(line int, text []byte, reason error) {
 	r.n++
 	r.con.Printf("%s:%d: invalid line set aside: %v\n", r.source, line, reason)

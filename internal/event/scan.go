@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"iter"
 )
 
 // maxRawLine is the longest line the Scanner hands out: MaxLineBytes plus the "\r" of a
@@ -21,12 +22,19 @@ type Scanner struct {
 	long     io.Writer // gets the bytes of too-long lines, when set
 }
 
-// NewScanner returns a Scanner reading r with a buffer of bufSize bytes (at least 128 KiB;
-// a larger buffer means fewer reads).
-func NewScanner(r io.Reader, bufSize int) *Scanner {
-	bufSize = max(bufSize, 2*maxRawLine)
+// bufSize is the Scanner's buffer: large enough that reads are few, and twice the longest
+// line so that a line is always whole in it.
+const bufSize = 1 << 20
+
+// NewScanner returns a Scanner reading r.
+func NewScanner(r io.Reader) *Scanner { return newScanner(r, bufSize) }
+
+// newScanner returns a Scanner with a buffer of size bytes, at least 2*maxRawLine. Tests
+// use small buffers to put line ends at every place relative to the buffer's.
+func newScanner(r io.Reader, size int) *Scanner {
+	size = max(size, 2*maxRawLine)
 	sc := &Scanner{s: bufio.NewScanner(r)}
-	sc.s.Buffer(make([]byte, bufSize), bufSize)
+	sc.s.Buffer(make([]byte, size), size)
 	sc.s.Split(sc.split)
 	return sc
 }
@@ -45,6 +53,29 @@ func (sc *Scanner) Scan() bool {
 	}
 	sc.line++
 	return true
+}
+
+// Lines is the loop every reader of an events file runs: it yields each line that is not
+// blank, as its bytes (valid until the next line) and a nil error, and each line longer than
+// MaxLineBytes as nil and ErrLineTooLong. Line numbers the yielded line. It stops at the end
+// of the input or at a read error, which Err then reports.
+func (sc *Scanner) Lines() iter.Seq2[[]byte, error] {
+	return func(yield func([]byte, error) bool) {
+		for sc.Scan() {
+			var ok bool
+			switch line := sc.Bytes(); {
+			case sc.tooLong:
+				ok = yield(nil, ErrLineTooLong)
+			case IsBlank(line):
+				continue
+			default:
+				ok = yield(line, nil)
+			}
+			if !ok {
+				return
+			}
+		}
+	}
 }
 
 // Bytes returns the current line without its "\n" (a "\r" before it stays: Parse drops it).

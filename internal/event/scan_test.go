@@ -55,7 +55,7 @@ func (l gotLine) String() string {
 // scanAll reads r to the end with a Scanner.
 func scanAll(t *testing.T, r io.Reader, bufSize int) []gotLine {
 	t.Helper()
-	sc := NewScanner(r, bufSize)
+	sc := newScanner(r, bufSize)
 	var got []gotLine
 	for sc.Scan() {
 		got = append(got, gotLine{num: sc.Line(), text: string(sc.Bytes()), tooLong: sc.TooLong()})
@@ -203,7 +203,7 @@ func TestScannerEvents(t *testing.T) {
 	wantInvalid := []int{4, 7, 8, 9, 10}
 	for _, rd := range readers {
 		for _, size := range bufSizes {
-			sc := NewScanner(rd.wrap(bytes.NewReader(file.Bytes())), size)
+			sc := newScanner(rd.wrap(bytes.NewReader(file.Bytes())), size)
 			var gotValid, gotInvalid []int
 			var total int64
 			for sc.Scan() {
@@ -262,7 +262,7 @@ func TestScannerTooLongFlag(t *testing.T) {
 	}
 	for _, tt := range tests {
 		for _, rest := range []string{"\nnext\n", ""} { // a line before another, and a last line
-			sc := NewScanner(strings.NewReader(tt.in+rest), 0)
+			sc := newScanner(strings.NewReader(tt.in+rest), 0)
 			if !sc.Scan() {
 				t.Fatalf("Scan() on %s = false; want true (err %v)", short([]byte(tt.in+rest)), sc.Err())
 			}
@@ -282,7 +282,7 @@ func TestScannerTooLongFlag(t *testing.T) {
 func TestScannerReadError(t *testing.T) {
 	errBoom := errors.New("boom")
 	for _, prefix := range []string{"", "a\nb\n", "a\n" + x(200<<10)} {
-		sc := NewScanner(io.MultiReader(strings.NewReader(prefix), iotest.ErrReader(errBoom)), 0)
+		sc := newScanner(io.MultiReader(strings.NewReader(prefix), iotest.ErrReader(errBoom)), 0)
 		var lines int
 		for sc.Scan() {
 			lines++
@@ -304,7 +304,7 @@ func TestScannerCopyTooLong(t *testing.T) {
 		for _, rd := range readers {
 			for _, size := range bufSizes {
 				var copied bytes.Buffer
-				sc := NewScanner(rd.wrap(strings.NewReader(tt.in)), size)
+				sc := newScanner(rd.wrap(strings.NewReader(tt.in)), size)
 				sc.CopyTooLong(&copied)
 				for sc.Scan() {
 					want := ""
@@ -322,5 +322,35 @@ func TestScannerCopyTooLong(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestLines: blank lines are skipped, a too-long line is yielded as ErrLineTooLong, every
+// line keeps its number, and a caller may stop early.
+func TestLines(t *testing.T) {
+	long := strings.Repeat("x", MaxLineBytes+1)
+	in := "a\n\n \t\r\nb\n" + long + "\nc"
+	type got struct {
+		line int
+		text string
+		err  error
+	}
+	var lines []got
+	sc := NewScanner(strings.NewReader(in))
+	for line, err := range sc.Lines() {
+		lines = append(lines, got{sc.Line(), string(line), err})
+	}
+	want := []got{{1, "a", nil}, {4, "b", nil}, {5, "", ErrLineTooLong}, {6, "c", nil}}
+	if fmt.Sprint(lines) != fmt.Sprint(want) || sc.Err() != nil {
+		t.Errorf("Lines(%.20q...) = %v, Err %v; want %v, nil", in, lines, sc.Err(), want)
+	}
+	sc = NewScanner(strings.NewReader(in))
+	n := 0
+	for range sc.Lines() {
+		n++
+		break
+	}
+	if n != 1 || sc.Line() != 1 {
+		t.Errorf("Lines stopped after the first line: saw %d, Line() = %d; want 1, 1", n, sc.Line())
 	}
 }
