@@ -16,6 +16,7 @@ import (
 
 	"finonex/internal/cli"
 	"finonex/internal/console"
+	"finonex/internal/logs"
 	"finonex/internal/procstat"
 	"finonex/internal/spool"
 	"finonex/internal/store"
@@ -25,16 +26,24 @@ const usage = `
 processor applies events files to PostgreSQL, exactly once per file.
 
 Usage: processor [flags] [FILE...]
+       processor -watch [-interval 1s] [-addr :9100] [flags]
 
 With no FILE: finish claimed files an interrupted run left beside -events-file, then claim
 -events-file itself and apply it. With FILEs: claim and apply each of them.
 
+With -watch it runs until SIGINT or SIGTERM: every -interval it finishes what was left and
+applies the live file when it holds events, with the same exactly-once rules. PostgreSQL
+down is logged once and retried with capped backoff. -addr serves /healthz, /readyz and
+/metrics (Prometheus text format; /metrics needs -secret or a token with ops:read).
+
 Example:
   processor -events-file server_events.jsonl
+  processor -watch -addr 127.0.0.1:9100 -events-file server_events.jsonl
 
 Exit status: 0 when every file was applied or there was nothing to do (invalid lines are
-reported and set aside, not a failure), 1 when a file could not be applied (it keeps its
-claimed name for the next run), 2 on bad flags or an unreadable -events-file directory.
+reported and set aside, not a failure), and after a clean stop in watch mode; 1 when a file
+could not be applied (it keeps its claimed name for the next run), 2 on bad flags or an
+unreadable -events-file directory.
 `
 
 type config struct {
@@ -43,6 +52,13 @@ type config struct {
 	quiet      bool
 	every      time.Duration
 	files      []string
+
+	watch     bool
+	interval  time.Duration
+	addr      string
+	logFormat string
+	secret    string
+	tokenKeys string
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
@@ -51,14 +67,25 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	dsn := fs.String("db", "DATABASE_URL", store.DefaultDSN, "PostgreSQL `URL`; the database and schema are created when missing")
 	quiet := fs.Bool("quiet", "FINONEX_QUIET", false, "no progress line")
 	every := fs.Duration("progress-interval", "FINONEX_PROGRESS_INTERVAL", 5*time.Second, "how often to print a progress line when stderr is not a terminal")
+	watch := fs.Bool("watch", "FINONEX_WATCH", false, "run until stopped, applying the live file whenever it holds events")
+	interval := fs.Duration("interval", "FINONEX_INTERVAL", time.Second, "with -watch: how often to look at the live file")
+	addr := fs.String("addr", "FINONEX_PROCESSOR_ADDR", "", "`address` to serve /healthz, /readyz and /metrics on, host:port; empty: none")
+	logFormat := fs.String("log-format", "FINONEX_LOG_FORMAT", "text", "log `format` of watch mode: text or json")
+	secret := fs.String("secret", "FINONEX_SECRET", "secret", "shared secret that /metrics asks for, as the server does; empty: tokens only")
+	tokenKeys := fs.String("token-keys", "FINONEX_TOKEN_KEYS", "", "JSON Web Key Set `file`: /metrics also takes a bearer token with ops:read")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
-	c := config{eventsFile: *events, dsn: *dsn, quiet: *quiet, every: *every, files: fs.Args()}
+	c := config{eventsFile: *events, dsn: *dsn, quiet: *quiet, every: *every, files: fs.Args(),
+		watch: *watch, interval: *interval, addr: *addr, logFormat: *logFormat, secret: *secret, tokenKeys: *tokenKeys}
 	return c, errors.Join(
 		cli.Check(c.eventsFile == "", "events-file", "must not be empty"),
 		cli.CheckFlag("events-file", spool.CheckLive(c.eventsFile)),
 		cli.Check(c.every <= 0, "progress-interval", "must be positive"),
+		cli.Check(c.watch && len(c.files) > 0, "watch", "takes no FILE arguments: it watches -events-file"),
+		cli.Check(c.interval <= 0, "interval", "must be positive"),
+		cli.CheckFlag("log-format", logs.CheckFormat(c.logFormat)),
+		cli.Check(c.addr != "" && c.secret == "" && c.tokenKeys == "", "secret", "must not be empty unless -token-keys is set: /metrics needs a credential"),
 	)
 }
 
@@ -72,35 +99,49 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.UsageError{Err: fmt.Errorf("-db: %w", err)}
 	}
 	defer db.Close()
-	p := &processor{db: db, con: console.New(stderr, c.quiet), out: stdout, every: c.every, crashAt: getenv(crashEnv)}
-	start := time.Now()
-
-	var errs []error
-	if len(c.files) > 0 {
-		for _, f := range c.files {
-			errs = append(errs, p.claimAndApply(ctx, f, true))
-		}
-	} else {
-		leftovers, err := spool.Leftovers(c.eventsFile)
-		if err != nil {
-			return cli.PathError("events-file", err)
-		}
-		for _, f := range leftovers {
-			fmt.Fprintf(stdout, "finishing %s, left by an interrupted run\n", f)
-			errs = append(errs, p.apply(ctx, f, false))
-		}
-		errs = append(errs, p.claimAndApply(ctx, c.eventsFile, false))
+	p := &processor{db: db, con: console.New(stderr, c.quiet), out: stdout, every: c.every, crashAt: getenv(crashEnv), m: newMetrics()}
+	if c.watch || c.addr != "" {
+		return runService(ctx, p, c, stderr)
 	}
+	start := time.Now()
+	err = p.once(ctx, c.eventsFile, c.files)
 	if p.files == 0 {
-		if p.busy == 0 && len(c.files) == 0 && errors.Join(errs...) == nil {
+		if p.busy == 0 && len(c.files) == 0 && err == nil {
 			fmt.Fprintf(stdout, "nothing to process: %s is missing or empty\n", c.eventsFile)
+		}
+		return err
+	}
+	p.summary(time.Since(start))
+	return err
+}
+
+// once is one run's work: each named file, or else the leftovers beside the live file and
+// then the live file itself.
+func (p *processor) once(ctx context.Context, live string, named []string) error {
+	var errs []error
+	if len(named) > 0 {
+		for _, f := range named {
+			errs = append(errs, p.claimAndApply(ctx, f, true))
 		}
 		return errors.Join(errs...)
 	}
-	fmt.Fprintf(stdout, "done: %d files, %d events applied, %s, %s; read %s, database %s, total %s, peak memory %d MiB\n",
-		p.files, p.events, p.usersNote(), p.rejectedNote(), p.readTime.Round(time.Millisecond), p.dbTime.Round(time.Millisecond),
-		time.Since(start).Round(time.Millisecond), procstat.PeakRSS(os.Getpid())>>20)
+	leftovers, err := spool.Leftovers(live)
+	if err != nil {
+		return cli.PathError("events-file", err)
+	}
+	for _, f := range leftovers {
+		fmt.Fprintf(p.out, "finishing %s, left by an interrupted run\n", f)
+		errs = append(errs, p.apply(ctx, f, false))
+	}
+	errs = append(errs, p.claimAndApply(ctx, live, false))
 	return errors.Join(errs...)
+}
+
+// summary prints the run's totals.
+func (p *processor) summary(elapsed time.Duration) {
+	fmt.Fprintf(p.out, "done: %d files, %d events applied, %s, %s; read %s, database %s, total %s, peak memory %d MiB\n",
+		p.files, p.events, p.usersNote(), p.rejectedNote(), p.readTime.Round(time.Millisecond), p.dbTime.Round(time.Millisecond),
+		elapsed.Round(time.Millisecond), procstat.PeakRSS(os.Getpid())>>20)
 }
 
 // usersNote counts users per file: across several files a user is counted in each.
@@ -131,7 +172,8 @@ type processor struct {
 	busy                           int64    // files left to another processor
 	readTime, dbTime               time.Duration
 
-	crashAt string // fault injection, see crash
+	crashAt string   // fault injection, see crash
+	m       *metrics // counted in one-shot runs too; served only with -addr
 }
 
 // crashEnv names the variable that makes the processor kill itself with SIGKILL at one
@@ -269,6 +311,7 @@ func (p *processor) sumAndApply(ctx context.Context, claimed string, named bool)
 	p.events += s.events
 	p.users += int64(len(s.users))
 	p.rejected += s.rejected
+	p.m.applied(s.events, s.rejected, dbStart, time.Now())
 	if s.rejected > 0 {
 		p.rejFiles = append(p.rejFiles, filepath.Base(s.rejPath))
 	}

@@ -23,9 +23,6 @@ import (
 	"finonex/internal/store"
 )
 
-// unreachableDSN names a PostgreSQL that never answers: nothing listens on port 1.
-const unreachableDSN = "postgres://postgres@127.0.0.1:1/x?sslmode=disable"
-
 type result struct {
 	err            error
 	stdout, stderr string
@@ -126,7 +123,7 @@ const claim = `_\d{8}T\d{6}\.\d{9}Z-[0-9a-f]{8}`
 
 func TestNothingToProcess(t *testing.T) {
 	f := newFixture(t)
-	for _, dsn := range []string{f.dsn, unreachableDSN} { // no file: the database is not needed
+	for _, dsn := range []string{f.dsn, pgtest.UnreachableDSN} { // no file: the database is not needed
 		res := runProc(t, "-events-file", f.live, "-db", dsn)
 		if res.err != nil {
 			t.Errorf("run with no events file (db %s) = %v; want nil", dsn, res.err)
@@ -141,7 +138,7 @@ func TestNothingToProcess(t *testing.T) {
 	// The live file of a server that has written nothing yet is nothing to process either:
 	// it is left in place, unclaimed.
 	write(t, f.live, "")
-	for _, dsn := range []string{f.dsn, unreachableDSN} {
+	for _, dsn := range []string{f.dsn, pgtest.UnreachableDSN} {
 		res := runProc(t, "-events-file", f.live, "-db", dsn)
 		if res.err != nil || !strings.Contains(res.stdout, "nothing to process") {
 			t.Errorf("run with an empty events file (db %s) = %v, stdout %q; want nil and \"nothing to process\"", dsn, res.err, res.stdout)
@@ -442,7 +439,7 @@ func TestDatabaseUnreachable(t *testing.T) {
 	f := newFixture(t)
 	content := add("gus", 5) + "\nnot json\n"
 	write(t, f.live, content)
-	res := runProc(t, "-events-file", f.live, "-db", unreachableDSN)
+	res := runProc(t, "-events-file", f.live, "-db", pgtest.UnreachableDSN)
 	if res.err == nil {
 		t.Fatalf("run with PostgreSQL unreachable = nil; want an error")
 	}
@@ -531,7 +528,7 @@ func TestBadFlags(t *testing.T) {
 		{"FINONEX_PROGRESS_INTERVAL=x", nil, map[string]string{"FINONEX_PROGRESS_INTERVAL": "x"}, "-progress-interval"},
 		{"FINONEX_QUIET=maybe", nil, map[string]string{"FINONEX_QUIET": "maybe"}, "-quiet"},
 		{"bad db", []string{"-db", "mysql://x"}, nil, "-db"},
-		{"events file in no directory", []string{"-db", unreachableDSN, "-events-file", filepath.Join(t.TempDir(), "missing", "e.jsonl")}, nil, "-events-file"},
+		{"events file in no directory", []string{"-db", pgtest.UnreachableDSN, "-events-file", filepath.Join(t.TempDir(), "missing", "e.jsonl")}, nil, "-events-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

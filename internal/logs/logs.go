@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/url"
 	"regexp"
 )
@@ -52,4 +53,25 @@ func MaskSecret(s string) string {
 		return "(empty)"
 	}
 	return fmt.Sprintf("(set, %d bytes)", len(s))
+}
+
+// listeningMsg is the message of the line a server logs once it listens. Tests and the
+// benchmarks read the address from it: ListeningAddr is the one reader.
+const listeningMsg = "listening"
+
+// Listening logs that the program listens on addr, in the one form ListeningAddr reads.
+func Listening(log *slog.Logger, addr net.Addr) {
+	log.Info(listeningMsg, "addr", addr.String())
+}
+
+// listeningLine matches Listening's line in the text format.
+var listeningLine = regexp.MustCompile(`msg=` + listeningMsg + ` addr=(\S+)`)
+
+// ListeningAddr returns the address in a line Listening wrote in the text format.
+func ListeningAddr(line string) (string, bool) {
+	m := listeningLine.FindStringSubmatch(line)
+	if m == nil {
+		return "", false
+	}
+	return m[1], true
 }

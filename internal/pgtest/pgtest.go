@@ -19,6 +19,10 @@ import (
 	"github.com/lib/pq"
 )
 
+// UnreachableDSN names a PostgreSQL that never answers: nothing listens on port 1. Tests
+// that need no database, or a database that is down, use it.
+const UnreachableDSN = "postgres://postgres@127.0.0.1:1/x?sslmode=disable"
+
 // EnvVar names the variable holding the admin URL of the test PostgreSQL server.
 const EnvVar = "FINONEX_TEST_DATABASE_URL"
 

@@ -51,3 +51,6 @@ func ignoringEINTR(fn func() error) error {
 		}
 	}
 }
+
+// Writable reports whether this process may create files in dir (access(2) with W_OK).
+func (OS) Writable(dir string) bool { return syscall.Access(dir, 2 /* W_OK */) == nil }

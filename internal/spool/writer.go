@@ -49,6 +49,10 @@ var ErrClosed = errors.New("events writer is closed")
 // state the writer cannot vouch for, and only a restart (which repairs it) helps.
 var ErrStopped = errors.New("events writer stopped; restart the server")
 
+// ErrNotWritable is reported by Healthy when the live file's directory cannot be written:
+// the next claim would leave the writer unable to create the file anew.
+var ErrNotWritable = errors.New("events directory is not writable")
+
 // failureShown is how long Healthy reports a failed batch when no batch has succeeded since.
 // A failure must not stay reported for good: a server taken out of rotation for it would
 // never get the write that clears it.
@@ -59,6 +63,10 @@ type Options struct {
 	QueueSize int // appends waiting for the writer; default 16384
 	MaxBatch  int // lines per write and sync; default 4096
 	FS        FS  // default OS{}
+
+	// OnBatch, when set, is called from the writer goroutine after each durable batch with
+	// its number of lines and the time its fdatasync took, for metrics. It must be quick.
+	OnBatch func(lines int, sync time.Duration)
 }
 
 // Stats are a Writer's counters since it opened.
@@ -75,9 +83,10 @@ type Stats struct {
 // arrive while the previous batch is being synced. It is safe for concurrent use.
 type Writer struct {
 	path  string
-	fs    FS
-	max   int
-	queue chan request
+	fs      FS
+	max     int
+	onBatch func(lines int, sync time.Duration)
+	queue   chan request
 	done  chan struct{}
 
 	mu     sync.RWMutex // guards closed against Append racing Close
@@ -114,12 +123,13 @@ func Open(path string, opts Options) (*Writer, error) {
 		opts.FS = OS{}
 	}
 	w := &Writer{
-		path:  path,
-		fs:    opts.FS,
-		max:   opts.MaxBatch,
-		queue: make(chan request, opts.QueueSize),
-		done:  make(chan struct{}),
-		now:   time.Now,
+		path:    path,
+		fs:      opts.FS,
+		max:     opts.MaxBatch,
+		onBatch: opts.OnBatch,
+		queue:   make(chan request, opts.QueueSize),
+		done:    make(chan struct{}),
+		now:     time.Now,
 		// An earlier writer may have created the file and died before syncing its
 		// directory entry: sync it once at start, whoever created the file.
 		dirDirty: true,
@@ -193,16 +203,20 @@ func (w *Writer) Stats() Stats {
 }
 
 // Healthy returns nil when appends are expected to succeed, else why not: the error that
-// made the writer refuse appends for good (wrapping ErrStopped), or the error of the last
-// batch when it failed less than failureShown ago.
+// made the writer refuse appends for good (wrapping ErrStopped), the error of the last
+// batch when it failed less than failureShown ago, or ErrNotWritable.
 func (w *Writer) Healthy() error {
 	w.statsMu.Lock()
-	defer w.statsMu.Unlock()
-	if w.broken != nil {
-		return w.broken
+	err := w.broken
+	if err == nil && w.lastErr != nil && w.now().Sub(w.failedAt) < failureShown {
+		err = w.lastErr
 	}
-	if w.lastErr != nil && w.now().Sub(w.failedAt) < failureShown {
-		return w.lastErr
+	w.statsMu.Unlock()
+	if err != nil {
+		return err
+	}
+	if wc, ok := w.fs.(interface{ Writable(dir string) bool }); ok && !wc.Writable(filepath.Dir(w.path)) {
+		return fmt.Errorf("%s: %w", filepath.Dir(w.path), ErrNotWritable)
 	}
 	return nil
 }
@@ -239,6 +253,9 @@ func (w *Writer) run() {
 		}
 		err := w.commit(buf)
 		w.count(len(batch), err) // before the answers, so a caller that was answered sees its batch counted
+		if err == nil && w.onBatch != nil {
+			w.onBatch(len(batch), w.Stats().LastSync)
+		}
 		for _, r := range batch {
 			r.done <- err
 		}

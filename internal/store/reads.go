@@ -362,3 +362,7 @@ func (r *Reads) Stats() ReadStats {
 		InFlight:  inFlight,
 	}
 }
+
+// Ping checks that PostgreSQL answers, as Store.Ping does: a Reads carries its own health
+// check to whoever serves lookups through it.
+func (r *Reads) Ping(ctx context.Context) error { return r.s.Ping(ctx) }

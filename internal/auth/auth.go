@@ -1,0 +1,103 @@
+// Package auth decides who a request is: the credentials the programs accept in the
+// Authorization header, and the scopes each grants. Tokens are verified by package token;
+// what each route asks for is the program's business (the server's routes.go).
+package auth
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"net/http"
+	"strings"
+
+	"finonex/internal/token"
+)
+
+// The scopes a token may carry.
+const (
+	EventsWrite    = "events:write"     // POST /liveEvent
+	RevenueRead    = "revenue:read"     // GET /userEvents/{userid}, any user
+	RevenueReadOwn = "revenue:read:own" // GET /userEvents/{userid} where userid is the token's sub
+	OpsRead        = "ops:read"         // /metrics, /debug/vars, /debug/pprof/
+)
+
+// Scopes lists every scope there is.
+var Scopes = []string{EventsWrite, RevenueRead, RevenueReadOwn, OpsRead}
+
+// Credentials are what a program accepts: shared secrets (the exact header value; each
+// grants every scope), and bearer tokens checked by a token.Verifier.
+type Credentials struct {
+	secrets [][sha256.Size]byte
+	tokens  *token.Verifier // nil: no tokens accepted
+}
+
+// New returns Credentials accepting the non-empty secrets and, when tokens is not nil, the
+// bearer tokens it verifies.
+func New(secrets []string, tokens *token.Verifier) *Credentials {
+	c := &Credentials{tokens: tokens}
+	for _, s := range secrets {
+		if s != "" {
+			c.secrets = append(c.secrets, sha256.Sum256([]byte(s)))
+		}
+	}
+	return c
+}
+
+// Grant is what one request's credentials allow.
+type Grant struct {
+	all    bool // a shared secret: every scope
+	claims token.Claims
+}
+
+// Has reports whether the grant holds scope.
+func (g Grant) Has(scope string) bool { return g.all || g.claims.Has(scope) }
+
+// Subject is the token's sub; "" for a shared secret.
+func (g Grant) Subject() string { return g.claims.Subject }
+
+// ErrNoCredentials is returned by Authenticate for a request without an Authorization header.
+var ErrNoCredentials = errors.New("missing Authorization header")
+
+// ErrBadCredentials wraps every other refusal of Authenticate. Its message says which check
+// failed, never what the header held: a token is never echoed, nor logged.
+var ErrBadCredentials = errors.New("bad credentials")
+
+// Authenticate reads the request's Authorization header.
+func (c *Credentials) Authenticate(r *http.Request) (Grant, error) {
+	h := r.Header.Get("Authorization")
+	if c.isSecret(h) {
+		return Grant{all: true}, nil
+	}
+	scheme, tok, ok := strings.Cut(h, " ")
+	switch {
+	case h == "":
+		return Grant{}, ErrNoCredentials
+	case !ok || !strings.EqualFold(scheme, "Bearer"):
+		return Grant{}, wrong("wrong Authorization header: want the shared secret or Bearer <token>")
+	case c.tokens == nil:
+		return Grant{}, wrong("wrong Authorization header: this server takes no bearer tokens")
+	}
+	claims, err := c.tokens.Verify(tok)
+	if err != nil {
+		return Grant{}, wrong(err.Error()) // token errors name the failed check only
+	}
+	return Grant{claims: claims}, nil
+}
+
+type badCredentials string
+
+func (e badCredentials) Error() string        { return string(e) }
+func (e badCredentials) Is(target error) bool { return target == ErrBadCredentials }
+
+func wrong(msg string) error { return badCredentials(msg) }
+
+// isSecret compares h with every secret through their hashes, so that the time taken says
+// nothing about the secrets.
+func (c *Credentials) isSecret(h string) bool {
+	got := sha256.Sum256([]byte(h))
+	ok := 0
+	for i := range c.secrets {
+		ok |= subtle.ConstantTimeCompare(got[:], c.secrets[i][:])
+	}
+	return ok == 1
+}
