@@ -17,7 +17,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,25 +25,10 @@ import (
 
 	"finonex"
 	"finonex/internal/pgtest"
+	"finonex/internal/testenv"
 
 	_ "github.com/lib/pq"
 )
-
-// seed returns the seed of a randomized test, printed so that a failure can be replayed
-// with FINONEX_SEED=<seed>.
-func seed(t *testing.T) uint64 {
-	t.Helper()
-	s := uint64(time.Now().UnixNano())
-	if v := os.Getenv("FINONEX_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("FINONEX_SEED=%q: %v", v, err)
-		}
-		s = n
-	}
-	t.Logf("seed %d (replay with FINONEX_SEED=%d)", s, s)
-	return s
-}
 
 // writeEvents writes n random events for users user0..user<users-1> to path and returns
 // each user's expected revenue.
@@ -136,7 +120,7 @@ func freeAddr(t *testing.T) string {
 // client sends with retries on, restarting it on the same address. The client must end with
 // every event acknowledged, and each counted exactly once.
 func TestServerKilledWhileClientSends(t *testing.T) {
-	rng := rand.New(rand.NewPCG(seed(t), 1))
+	rng := rand.New(rand.NewPCG(testenv.Seed(t), 1))
 	dir := t.TempDir()
 	dsn := pgtest.NewDatabase(t, os.Getenv, true)
 	events := filepath.Join(dir, "server_events.jsonl")
@@ -193,7 +177,7 @@ func TestClientRidesOutRestart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("takes over 10 s")
 	}
-	rng := rand.New(rand.NewPCG(seed(t), 5))
+	rng := rand.New(rand.NewPCG(testenv.Seed(t), 5))
 	dir := t.TempDir()
 	dsn := pgtest.NewDatabase(t, os.Getenv, true)
 	events := filepath.Join(dir, "server_events.jsonl")
@@ -227,7 +211,7 @@ func TestClientRidesOutRestart(t *testing.T) {
 func TestProcessorKilledAtEachStep(t *testing.T) {
 	for _, point := range []string{"after-claim", "mid-read", "before-commit", "after-commit"} {
 		t.Run(point, func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(seed(t), 2))
+			rng := rand.New(rand.NewPCG(testenv.Seed(t), 2))
 			dir := t.TempDir()
 			dsn := pgtest.NewDatabase(t, os.Getenv, true)
 			events := filepath.Join(dir, "server_events.jsonl")
@@ -267,7 +251,7 @@ func TestProcessorKilledAtEachStep(t *testing.T) {
 func TestConcurrentProcessors(t *testing.T) {
 	for _, procs := range []int{2, 4} {
 		t.Run(fmt.Sprintf("%d processors", procs), func(t *testing.T) {
-			rng := rand.New(rand.NewPCG(seed(t), 3))
+			rng := rand.New(rand.NewPCG(testenv.Seed(t), 3))
 			dir := t.TempDir()
 			dsn := pgtest.NewDatabase(t, os.Getenv, true)
 			events := filepath.Join(dir, "server_events.jsonl")
@@ -358,7 +342,7 @@ func TestDiskFull(t *testing.T) {
 // the event and then closes the connection before the answer reaches the client. The
 // client retries with the same Idempotency-Key; each event must count once.
 func TestResponsesDropped(t *testing.T) {
-	rng := rand.New(rand.NewPCG(seed(t), 4))
+	rng := rand.New(rand.NewPCG(testenv.Seed(t), 4))
 	dir := t.TempDir()
 	dsn := pgtest.NewDatabase(t, os.Getenv, true)
 	events := filepath.Join(dir, "server_events.jsonl")

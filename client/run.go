@@ -38,6 +38,7 @@ type config struct {
 	file        string
 	url         string
 	secret      string
+	token       string // a bearer token; sent instead of the secret when set
 	concurrency int
 	retries     int
 	maxBackoff  time.Duration
@@ -53,6 +54,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	file := fs.String("file", "FINONEX_FILE", "events.jsonl", "JSON-lines `file` of events to send")
 	serverURL := fs.String("url", "FINONEX_URL", "http://localhost:8000", "server base `URL`")
 	secret := fs.String("secret", "FINONEX_SECRET", "secret", "the server's secret, sent as the Authorization header")
+	tok := fs.String("token", "FINONEX_TOKEN", "", "a bearer token with events:write, sent as \"Authorization: Bearer <token>\" instead of -secret")
+	tokenFile := fs.String("token-file", "FINONEX_TOKEN_FILE", "", "`file` holding the bearer token (so that it stays out of the process list); instead of -token")
 	conc := fs.Int("concurrency", "FINONEX_CONCURRENCY", 64, "requests in flight at most")
 	retries := fs.Int("retries", "FINONEX_RETRIES", 20, "retries per event after the first attempt (connection errors, timeouts, 409, 429, 5xx)")
 	maxBackoff := fs.Duration("max-backoff", "FINONEX_MAX_BACKOFF", 2*time.Second, "longest wait between two attempts")
@@ -64,7 +67,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
-	c := config{file: *file, url: strings.TrimRight(*serverURL, "/"), secret: *secret, concurrency: *conc,
+	tokenErr := cli.Check(*tok != "" && *tokenFile != "", "token-file", "give -token or -token-file, not both")
+	if *tokenFile != "" && tokenErr == nil {
+		b, err := os.ReadFile(*tokenFile)
+		*tok = strings.TrimSpace(string(b))
+		tokenErr = errors.Join(cli.CheckFlag("token-file", err), cli.Check(err == nil && *tok == "", "token-file", "%s is empty", *tokenFile))
+	}
+	c := config{file: *file, url: strings.TrimRight(*serverURL, "/"), secret: *secret, token: *tok, concurrency: *conc,
 		retries: *retries, maxBackoff: *maxBackoff, timeout: *timeout, giveUp: *giveUp, runID: *runID, quiet: *quiet, every: *every}
 	u, uerr := url.Parse(c.url)
 	if c.runID == "" {
@@ -74,6 +83,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	}
 	return c, errors.Join(
 		cli.Check(fs.NArg() > 0, "", "unexpected arguments %q: use -file", fs.Args()),
+		tokenErr,
 		cli.Check(uerr != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "", "url", "want http://host:port, got %q", c.url),
 		cli.Check(c.concurrency < 1, "concurrency", "must be at least 1, got %d", c.concurrency),
 		cli.Check(c.retries < 0, "retries", "must not be negative, got %d", c.retries),
@@ -116,8 +126,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return nil
 }
 
-// errUnauthorized stops the run: with a wrong secret no event can succeed.
-var errUnauthorized = errors.New("server answered 401 Unauthorized: check -secret")
+// errUnauthorized stops the run: with a wrong secret or token no event can succeed.
+var errUnauthorized = errors.New("server answered 401 Unauthorized: check -secret or -token")
+
+// errForbidden stops the run: the token lacks events:write.
+var errForbidden = errors.New("server answered 403 Forbidden: the token needs the events:write scope")
 
 // sender sends events with bounded concurrency and retries, and counts what happened.
 type sender struct {
@@ -179,10 +192,11 @@ func (s *sender) sendFile(ctx context.Context, r io.Reader) error {
 				return
 			}
 			s.failed.Add(1)
-			if errors.Is(err, errUnauthorized) {
+			refused := errors.Is(err, errUnauthorized) || errors.Is(err, errForbidden)
+			if refused {
 				cancel(err)
 			}
-			if ctx.Err() == nil || errors.Is(err, errUnauthorized) {
+			if ctx.Err() == nil || refused {
 				s.con.Printf("line %d: not sent: %v\n", n, err)
 			}
 		}(sc.Line(), event.AppendJSON(nil, event.Record{Event: ev}))
@@ -244,7 +258,7 @@ func (e *statusError) Error() string { return fmt.Sprintf("server answered %d: %
 func retryable(err error) bool {
 	var se *statusError
 	if !errors.As(err, &se) {
-		return !errors.Is(err, errUnauthorized) && !errors.Is(err, context.Canceled)
+		return !errors.Is(err, errUnauthorized) && !errors.Is(err, errForbidden) && !errors.Is(err, context.Canceled)
 	}
 	switch se.code {
 	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:
@@ -267,7 +281,7 @@ func (s *sender) post(ctx context.Context, body []byte, key string) (retryAfter 
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Authorization", s.cfg.secret)
+	req.Header.Set("Authorization", s.cfg.authorization())
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	start := time.Now()
@@ -286,13 +300,24 @@ func (s *sender) post(ctx context.Context, body []byte, key string) (retryAfter 
 	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	io.Copy(io.Discard, resp.Body)
 	s.latency.observe(time.Since(start))
-	if resp.StatusCode == http.StatusUnauthorized {
+	switch resp.StatusCode {
+	case http.StatusUnauthorized:
 		return 0, errUnauthorized
+	case http.StatusForbidden:
+		return 0, errForbidden
 	}
 	if secs, err := time.ParseDuration(resp.Header.Get("Retry-After") + "s"); err == nil {
 		retryAfter = secs
 	}
 	return retryAfter, &statusError{code: resp.StatusCode, msg: strings.TrimSpace(string(msg))}
+}
+
+// authorization is the Authorization header's value: the token when there is one.
+func (c config) authorization() string {
+	if c.token != "" {
+		return "Bearer " + c.token
+	}
+	return c.secret
 }
 
 func (s *sender) summary(w io.Writer) {

@@ -512,6 +512,9 @@ func TestBadConfiguration(t *testing.T) {
 		{"run id too long", []string{"-file", file, "-run-id", strings.Repeat("r", 300)}, nil, "-run-id"},
 		{"FINONEX_CONCURRENCY=x", []string{"-file", file}, map[string]string{"FINONEX_CONCURRENCY": "x"}, "-concurrency"},
 		{"progress interval 0", []string{"-file", file, "-progress-interval", "0s"}, nil, "-progress-interval"},
+		{"token and token file", []string{"-file", file, "-token", "t", "-token-file", file}, nil, "-token-file"},
+		{"missing token file", []string{"-file", file, "-token-file", filepath.Join(t.TempDir(), "nope")}, nil, "-token-file"},
+		{"empty token file", []string{"-file", file, "-token-file", writeFile(t, "\n")}, nil, "-token-file"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -558,5 +561,41 @@ func TestRunIDKeys(t *testing.T) {
 		if !regexp.MustCompile(`^[!-~]+-[12]$`).MatchString(k) {
 			t.Errorf("key %q; want <run id>-<line>", k)
 		}
+	}
+}
+
+// TestToken: with -token (or -token-file) the client sends "Bearer <token>" instead of the
+// secret, and a 403 (a token without events:write) stops the run like a 401.
+func TestToken(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Header.Get("Authorization")]++
+		mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer good.token.x" {
+			w.WriteHeader(http.StatusForbidden)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(srv.Close)
+	file := writeFile(t, ev("a", 1)+"\n"+ev("b", 2)+"\n")
+	if res := runClient(t, context.Background(), file, srv.URL, "-quiet", "-token", "good.token.x"); res.err != nil {
+		t.Fatalf("client -token = %v", res.err)
+	}
+	tokenFile := writeFile(t, "good.token.x\n")
+	if res := runClient(t, context.Background(), file, srv.URL, "-quiet", "-token-file", tokenFile); res.err != nil {
+		t.Fatalf("client -token-file = %v", res.err)
+	}
+	if seen["Bearer good.token.x"] != 4 || len(seen) != 1 {
+		t.Errorf("Authorization headers seen: %v; want 4 of \"Bearer good.token.x\" only", seen)
+	}
+	res := runClient(t, context.Background(), file, srv.URL, "-quiet", "-token", "weak.token.x", "-retries", "5")
+	if res.err == nil || !strings.Contains(res.stderr+res.err.Error(), "403") {
+		t.Errorf("client with a token the server refuses with 403 = %v\n%s; want a failure naming 403", res.err, res.stderr)
+	}
+	if n := seen["Bearer weak.token.x"]; n > 2 {
+		t.Errorf("a 403 was retried: %d requests; want the run stopped, not retried", n)
 	}
 }

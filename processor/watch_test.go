@@ -1,6 +1,8 @@
 package main
 
 import (
+	"finonex/internal/testenv"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -25,7 +27,7 @@ import (
 type watching struct {
 	cancel context.CancelFunc
 	done   chan error
-	stderr *syncBuffer
+	stderr *testenv.Buffer
 	addr   string // of /metrics, when started with -addr
 }
 
@@ -34,7 +36,7 @@ type watching struct {
 func (f *fixture) startWatch(t *testing.T, dsn string, args ...string) *watching {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	w := &watching{cancel: cancel, done: make(chan error, 1), stderr: &syncBuffer{}}
+	w := &watching{cancel: cancel, done: make(chan error, 1), stderr: &testenv.Buffer{}}
 	args = append([]string{"-quiet", "-watch", "-interval", "20ms", "-events-file", f.live, "-db", dsn}, args...)
 	go func() { w.done <- run(ctx, args, func(string) string { return "" }, io.Discard, w.stderr) }()
 	t.Cleanup(func() { w.stop(t) })
@@ -165,11 +167,11 @@ func TestWatchRidesOutPostgreSQLDown(t *testing.T) {
 		time.Sleep(30 * time.Millisecond)
 		_ = i
 	}
-	waitFor(t, "readyz 503 while PostgreSQL is down", func() bool { return getStatus(t, "http://"+addr+"/readyz", "") == http.StatusServiceUnavailable })
+	testenv.WaitFor(t, "readyz 503 while PostgreSQL is down", func() bool { return getStatus(t, "http://"+addr+"/readyz", "") == http.StatusServiceUnavailable })
 	f.wantRevenue(t, map[string]int64{"a": 1})
 	px.up()
 	f.eventually(t, map[string]int64{"a": 51})
-	waitFor(t, "readyz 200 once PostgreSQL is back", func() bool { return getStatus(t, "http://"+addr+"/readyz", "") == http.StatusOK })
+	testenv.WaitFor(t, "readyz 200 once PostgreSQL is back", func() bool { return getStatus(t, "http://"+addr+"/readyz", "") == http.StatusOK })
 	w.stop(t)
 	log := w.stderr.String()
 	if n := strings.Count(log, "PostgreSQL is unreachable"); n != 1 {
@@ -194,7 +196,7 @@ func TestWatchStopsMidApply(t *testing.T) {
 	}
 	write(t, f.live, b.String())
 	w := f.startWatch(t, f.dsn)
-	waitFor(t, "the live file claimed", func() bool {
+	testenv.WaitFor(t, "the live file claimed", func() bool {
 		left, _ := spool.Leftovers(f.live)
 		return len(left) > 0
 	})
@@ -222,7 +224,7 @@ func TestWatchMetrics(t *testing.T) {
 	before := scrape(t, base)
 	f.appendLive(t, add("m", 3)+"\n"+add("m", 4)+"\n"+"not json\n")
 	f.eventually(t, map[string]int64{"m": 7})
-	waitFor(t, "the counters to move", func() bool {
+	testenv.WaitFor(t, "the counters to move", func() bool {
 		v, _ := scrape(t, base)["finonex_processor_files_applied_total"].Value()
 		return v == 1
 	})
@@ -282,35 +284,6 @@ func getStatus(t *testing.T, u, secret string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-func waitFor(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and readers at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // pgProxy forwards TCP to PostgreSQL until down, which drops every connection and refuses

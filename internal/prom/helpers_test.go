@@ -2,29 +2,9 @@ package prom
 
 import (
 	"bytes"
-	"math/rand/v2"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
 )
-
-// testSeed returns the seed of a randomized test: PROM_SEED when set, else a new one. It logs
-// it so that a failure can be replayed.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	if s := os.Getenv("PROM_SEED"); s != "" {
-		seed, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("PROM_SEED=%q: %v", s, err)
-		}
-		t.Logf("seed %d (from PROM_SEED)", seed)
-		return seed
-	}
-	seed := rand.Uint64()
-	t.Logf("seed %d (replay with PROM_SEED=%d)", seed, seed)
-	return seed
-}
 
 // scrape writes reg and parses what it wrote, failing the test if that does not parse.
 func scrape(t testing.TB, reg *Registry) (string, map[string]*Family) {

@@ -1,6 +1,8 @@
 package prom
 
 import (
+	"finonex/internal/testenv"
+
 	"bytes"
 	"fmt"
 	"math/rand/v2"
@@ -17,7 +19,7 @@ import (
 // is scraped again and again, under the race detector: every scrape must parse, no counter
 // may go down between scrapes, and the last scrape must hold exactly what the goroutines did.
 func TestRoundTrip(t *testing.T) {
-	seed := testSeed(t)
+	seed := testenv.Seed(t)
 	const workers, scrapes = 4, 40
 	bounds := []float64{0.5, 1, 2, 3}
 	routes := []string{"/a", `/b"\`, "/c\n"}

@@ -1,6 +1,8 @@
 package spool_test
 
 import (
+	"finonex/internal/testenv"
+
 	"os"
 	"path/filepath"
 	"slices"
@@ -167,7 +169,7 @@ func TestClaimWaitsForWriterMidBatch(t *testing.T) {
 		}
 		done <- result{claimed, string(content), err}
 	}()
-	waitFor(t, "Claim to rename the live file", func() bool {
+	testenv.WaitFor(t, "Claim to rename the live file", func() bool {
 		_, err := os.Stat(live)
 		return os.IsNotExist(err)
 	})
@@ -321,13 +323,6 @@ func TestRecent(t *testing.T) {
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("Recent(%q, %v) =\n%q\nwant\n%q", live, since, got, want)
-	}
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"finonex/internal/spool"
+	"finonex/internal/testenv"
 )
 
 // The tests in this file run the Writer on a memFS, which forgets everything not synced when
@@ -32,16 +33,6 @@ type history struct {
 
 func newHistory() *history {
 	return &history{attempted: map[string]bool{}, acked: map[string]bool{}}
-}
-
-// splitLines splits content into its complete lines and what follows the last "\n".
-func splitLines(content string) (lines []string, tail string) {
-	i := strings.LastIndexByte(content, '\n')
-	complete, tail := content[:i+1], content[i+1:]
-	if complete == "" {
-		return nil, tail
-	}
-	return strings.Split(strings.TrimSuffix(complete, "\n"), "\n"), tail
 }
 
 // checkDisk checks the files on disk against h: every acknowledged line is in exactly one
@@ -90,7 +81,7 @@ func checkDisk(t *testing.T, when string, disk *memFS, h *history, tornLive bool
 // disk must hold every line ever acknowledged, exactly once, and only lines that were
 // appended; a new Writer then repairs the torn tail and appending goes on.
 func TestCrashKeepsEveryAcknowledgedLine(t *testing.T) {
-	seed := testSeed(t)
+	seed := testenv.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	rounds, workers, perWorker := 40, 8, 60
 	if testing.Short() {
@@ -251,18 +242,6 @@ func TestCrashKeepsEveryAcknowledgedLine(t *testing.T) {
 	}
 }
 
-// waitFor polls cond until it holds; readiness, not a fixed sleep.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
 // heldBatch is a batch of lines queued behind a first line whose sync is held, so that they
 // reach the writer as one batch once released.
 type heldBatch struct {
@@ -292,7 +271,7 @@ func holdBatch(t *testing.T, w *spool.Writer, disk *memFS, lines ...string) *hel
 		b.errs = append(b.errs, c)
 		go func() { c <- w.Append([]byte(l)) }()
 	}
-	waitFor(t, fmt.Sprintf("%d lines queued", len(lines)), func() bool { return w.Stats().QueueDepth == len(lines) })
+	testenv.WaitFor(t, fmt.Sprintf("%d lines queued", len(lines)), func() bool { return w.Stats().QueueDepth == len(lines) })
 	return b
 }
 
@@ -304,17 +283,6 @@ func (b *heldBatch) answers() (first error, errs []error) {
 		errs = append(errs, <-c)
 	}
 	return first, errs
-}
-
-func openMem(t *testing.T, disk *memFS, opts spool.Options) *spool.Writer {
-	t.Helper()
-	opts.FS = disk
-	w, err := spool.Open(memLive, opts)
-	if err != nil {
-		t.Fatalf("Open(%s): %v", memLive, err)
-	}
-	t.Cleanup(func() { w.Close() })
-	return w
 }
 
 // TestFailedBatchLeavesNoTrace makes the write or the sync of a batch fail: every line of

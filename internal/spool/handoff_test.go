@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"finonex/internal/spool"
+	"finonex/internal/testenv"
 )
 
 // claimRecord is one file the processor claimed, and what it read right after the claim.
@@ -170,7 +171,7 @@ func claimLoop(live string, seed uint64, stop <-chan struct{}, report func(claim
 // TestHandoffConcurrentClaims: many goroutines append through real Writers while a
 // processor claims the live file in a loop; every acknowledged line is read exactly once.
 func TestHandoffConcurrentClaims(t *testing.T) {
-	seed := testSeed(t)
+	seed := testenv.Seed(t)
 	live := filepath.Join(t.TempDir(), "server_events.jsonl")
 	var claims []claimRecord
 	stop := make(chan struct{})
@@ -204,10 +205,10 @@ const claimerEnv = "SPOOL_TEST_CLAIMER_LIVE"
 // TestHandoffClaimsFromAnotherProcess is TestHandoffConcurrentClaims with the processor in
 // a process of its own, so that the flock handshake runs between processes.
 func TestHandoffClaimsFromAnotherProcess(t *testing.T) {
-	seed := testSeed(t)
+	seed := testenv.Seed(t)
 	live := filepath.Join(t.TempDir(), "server_events.jsonl")
 	cmd := exec.Command(os.Args[0], "-test.run=^TestHandoffClaimerProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), claimerEnv+"="+live, "SPOOL_SEED="+strconv.FormatUint(seed, 10))
+	cmd.Env = append(os.Environ(), claimerEnv+"="+live, testenv.EnvVar+"="+strconv.FormatUint(seed, 10))
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -266,9 +267,9 @@ func TestHandoffClaimerProcess(t *testing.T) {
 	if live == "" {
 		return
 	}
-	seed, err := strconv.ParseUint(os.Getenv("SPOOL_SEED"), 10, 64)
+	seed, err := strconv.ParseUint(os.Getenv(testenv.EnvVar), 10, 64)
 	if err != nil {
-		t.Fatalf("SPOOL_SEED: %v", err)
+		t.Fatalf("%s: %v", testenv.EnvVar, err)
 	}
 	stop := make(chan struct{})
 	go func() {

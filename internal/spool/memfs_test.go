@@ -10,11 +10,9 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
-	"testing"
 
 	"finonex/internal/spool"
 )
@@ -448,21 +446,4 @@ func (m *memFS) crash(rng *rand.Rand) *memFS {
 		after.durable[p] = nn
 	}
 	return after
-}
-
-// testSeed returns the seed of a randomized test: SPOOL_SEED when set, else a new one. It
-// logs it so that a failure can be replayed.
-func testSeed(t *testing.T) uint64 {
-	t.Helper()
-	if s := os.Getenv("SPOOL_SEED"); s != "" {
-		seed, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			t.Fatalf("SPOOL_SEED=%q: %v", s, err)
-		}
-		t.Logf("seed %d (from SPOOL_SEED)", seed)
-		return seed
-	}
-	seed := rand.Uint64()
-	t.Logf("seed %d (replay with SPOOL_SEED=%d)", seed, seed)
-	return seed
 }

@@ -82,12 +82,12 @@ type Stats struct {
 // Writer appends lines to a live events file, durably, group-committing the lines that
 // arrive while the previous batch is being synced. It is safe for concurrent use.
 type Writer struct {
-	path  string
+	path    string
 	fs      FS
 	max     int
 	onBatch func(lines int, sync time.Duration)
 	queue   chan request
-	done  chan struct{}
+	done    chan struct{}
 
 	mu     sync.RWMutex // guards closed against Append racing Close
 	closed bool

@@ -1,6 +1,8 @@
 package spool_test
 
 import (
+	"finonex/internal/testenv"
+
 	"errors"
 	"fmt"
 	"os"
@@ -46,7 +48,7 @@ func TestCloseAnswersQueuedLines(t *testing.T) {
 	closed := make(chan error, 1)
 	go func() { closed <- w.Close() }()
 	// The queue is full, so a probe does not queue: ErrFull until Close has begun.
-	waitFor(t, "Close to begin", func() bool {
+	testenv.WaitFor(t, "Close to begin", func() bool {
 		err := w.Append([]byte("probe"))
 		if err != nil && !errors.Is(err, spool.ErrFull) && !errors.Is(err, spool.ErrClosed) {
 			t.Fatalf(`Append("probe") = %v; want ErrFull or ErrClosed`, err)
@@ -323,26 +325,4 @@ func TestAppendAfterClaim(t *testing.T) {
 	if got := readFile(t, path); got != "two\n" {
 		t.Errorf("live file = %q; want %q", got, "two\n")
 	}
-}
-
-func readFile(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// abbrev shortens long file contents in failure messages.
-func abbrev(s string) string {
-	if len(s) <= 40 {
-		return fmt.Sprintf("%q", s)
-	}
-	return fmt.Sprintf("%q...%q (%d bytes)", s[:16], s[len(s)-16:], len(s))
-}
-
-// sameLines reports whether got holds exactly want, in any order.
-func sameLines(got []string, want ...string) bool {
-	return slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want)))
 }

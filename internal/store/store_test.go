@@ -416,9 +416,9 @@ func TestEnsureCachedErrorDoesNotReconnect(t *testing.T) {
 
 // TestEnsureHonoursContextAgainstSilentServer: a server that accepts the TCP connection and
 // never answers (a stopped PostgreSQL, a proxy without a backend). lib/pq applies the
-// context to the TCP dial only, not to the startup handshake, and Open sets no
-// connect_timeout, so Ensure blocks until the peer goes away, holding s.mu: every Revenue,
-// Apply and Ping blocks with it, whatever their contexts say.
+// context to the TCP dial only, not to the startup handshake, so Open sets a
+// connect_timeout, and callers behind a connecting Ensure get an answer within their own
+// context instead of blocking on s.mu.
 func TestEnsureHonoursContextAgainstSilentServer(t *testing.T) {
 	f := startFakeServer(t, true)
 	s := openStore(t, "postgres://postgres@"+f.addr+"/x?sslmode=disable")
@@ -441,11 +441,9 @@ func TestEnsureHonoursContextAgainstSilentServer(t *testing.T) {
 	}
 }
 
-// TestEnsureSlowFailureIsCachedToo shows that the retry gap counts from the start of the
-// attempt, not from the failure: an attempt that takes longer than the gap (here a
-// connect_timeout of 1s against a server that never answers) is retried by the very next
-// caller, so the documented "after a failure ... without trying again for a second" does
-// not hold when failing takes a second or more.
+// TestEnsureSlowFailureIsCachedToo: the retry gap counts from the failure, not from the
+// start of the attempt, so an attempt that takes longer than the gap (here a connect_timeout
+// of 1s against a server that never answers) is still not retried by the very next caller.
 func TestEnsureSlowFailureIsCachedToo(t *testing.T) {
 	f := startFakeServer(t, true)
 	s := openStore(t, "postgres://postgres@"+f.addr+"/x?sslmode=disable&connect_timeout=1")
@@ -466,10 +464,9 @@ func TestEnsureSlowFailureIsCachedToo(t *testing.T) {
 	}
 }
 
-// TestEnsureDoesNotCacheCallerCancellation shows that one caller's cancelled context is
-// cached as the Store's error: for the next second every caller, with a live context and a
-// healthy PostgreSQL, gets "context canceled" (the server answers 503 to everyone because
-// one client hung up during the first Ensure).
+// TestEnsureDoesNotCacheCallerCancellation: one caller's cancelled context is not cached as
+// the Store's error; the next caller, with a live context and a healthy PostgreSQL,
+// connects (the attempt runs to its own time limit whoever gave up).
 func TestEnsureDoesNotCacheCallerCancellation(t *testing.T) {
 	s := openStore(t, pgtest.NewDatabase(t, os.Getenv, true))
 	cancelled, cancel := context.WithCancel(t.Context())
