@@ -1,0 +1,50 @@
+package idempotency
+
+import (
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
+
+// late is how much longer than its TTL a key may be kept: one generation's span.
+func late(ttl time.Duration) time.Duration { return ttl / generations }
+
+// seed returns the seed of a randomized test, printed so that a failure can be replayed
+// with FINONEX_SEED=<seed>.
+func seed(t testing.TB) uint64 {
+	t.Helper()
+	s := uint64(time.Now().UnixNano())
+	if v := os.Getenv("FINONEX_SEED"); v != "" {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			t.Fatalf("FINONEX_SEED=%q: %v", v, err)
+		}
+		s = n
+	}
+	t.Logf("seed %d (replay with FINONEX_SEED=%d)", s, s)
+	return s
+}
+
+// key returns the i-th key of a test, as long as a client's (run id and line number).
+func key(i int) string { return "run-0123456789abcdef-" + strconv.Itoa(i) }
+
+// steadyWindow returns a window that has seen keys 0..next-1 arrive at a steady rate,
+// every step, long enough that it holds about live keys acknowledged in the last TTL
+// (and up to a span's worth more, not dropped yet), as in production at its peak.
+func steadyWindow(tb testing.TB, ttl time.Duration, live int) (w *Window, next int, step time.Duration) {
+	tb.Helper()
+	w = New(ttl, 2*live)
+	step = ttl / time.Duration(live)
+	next = live + live/generations + 1 // a TTL and a span
+	for i := 0; i < next; i++ {
+		now := t0.Add(time.Duration(i) * step)
+		if got := w.Begin(key(i), 1, now); got != First {
+			tb.Fatalf("Begin(%s) = %v; want First", key(i), got)
+		}
+		w.Finish(key(i), true, now)
+	}
+	return w, next, step
+}
