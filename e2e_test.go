@@ -4,6 +4,8 @@ package finonex_test
 // PostgreSQL database of each test's own.
 
 import (
+	"finonex/internal/testenv"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -16,13 +18,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"finonex/internal/logs"
 	"finonex/internal/pgtest"
 )
 
@@ -58,28 +60,9 @@ type serverProc struct {
 	t      testing.TB
 	cmd    *exec.Cmd
 	addr   string
-	stderr *syncBuffer
+	stderr *testenv.Buffer
 	exited chan error
 }
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // startServer starts the server with the events file and database given, on addr
 // ("127.0.0.1:0" for a free port), and waits until /healthz answers.
@@ -88,7 +71,7 @@ func startServer(t testing.TB, eventsFile, dsn, addr string, extra ...string) *s
 	args := append([]string{"-addr", addr, "-events-file", eventsFile, "-db", dsn, "-secret", testSecret, "-stats-interval", "0"}, extra...)
 	cmd := exec.Command(filepath.Join(bin, "server"), args...)
 	cmd.Env = cleanEnv()
-	stderr := &syncBuffer{}
+	stderr := &testenv.Buffer{}
 	pr, pw := io.Pipe()
 	cmd.Stderr = io.MultiWriter(stderr, pw)
 	if err := cmd.Start(); err != nil {
@@ -100,8 +83,8 @@ func startServer(t testing.TB, eventsFile, dsn, addr string, extra ...string) *s
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
-			if m := listening.FindStringSubmatch(sc.Text()); m != nil {
-				found <- m[1]
+			if addr, ok := logs.ListeningAddr(sc.Text()); ok {
+				found <- addr
 				break
 			}
 		}
@@ -422,6 +405,136 @@ func TestHTTPErrors(t *testing.T) {
 		r := runProg(t, nil, prog, "-no-such-flag")
 		if r.code != 2 || !strings.Contains(r.stderr, "no-such-flag") {
 			t.Errorf("%s -no-such-flag: exit %d, stderr %q; want 2 naming the flag", prog, r.code, r.stderr)
+		}
+	}
+}
+
+// TestTokensEndToEnd walks the README's token steps with the real programs: keygen, mint, a
+// server with the secret off, a client sending with a token, a user reading only their own
+// revenue, and a key rotated with SIGHUP. No token ever reaches a log.
+func TestTokensEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	priv1, priv2 := filepath.Join(dir, "k1.jwk"), filepath.Join(dir, "k2.jwk")
+	keys := filepath.Join(dir, "token-keys.json")
+	mustRun := func(prog string, args ...string) string {
+		t.Helper()
+		r := runProg(t, nil, prog, args...)
+		if r.code != 0 {
+			t.Fatalf("%s %v = exit %d\n%s%s", prog, args, r.code, r.stdout, r.stderr)
+		}
+		return strings.TrimSpace(r.stdout)
+	}
+	mint := func(key, sub, scope string) string {
+		t.Helper()
+		return mustRun("server", "token", "mint", "-key", key, "-sub", sub, "-scope", scope, "-ttl", "1h")
+	}
+	mustRun("server", "token", "keygen", "-kid", "k1", "-private", priv1, "-public", keys)
+	writer := mint(priv1, "ingest", "events:write")
+	reader := mint(priv1, "user1", "revenue:read:own")
+
+	dsn := pgtest.NewDatabase(t, os.Getenv, false)
+	live := filepath.Join(dir, "server_events.jsonl")
+	srv := startServer(t, live, dsn, "127.0.0.1:0", "-secret", "", "-token-keys", keys, "-log-requests")
+	events := filepath.Join(dir, "events.jsonl")
+	if err := os.WriteFile(events, []byte(`{"userId":"user1","name":"add_revenue","value":5}
+{"userId":"user2","name":"add_revenue","value":7}
+{"userId":"user1","name":"subtract_revenue","value":2}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := runProg(t, nil, "client", "-file", events, "-url", srv.url(), "-token", writer, "-quiet"); r.code != 0 {
+		t.Fatalf("client with a token = exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := runProg(t, nil, "client", "-file", events, "-url", srv.url(), "-secret", testSecret, "-quiet"); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "401") {
+		t.Errorf("client with the secret turned off = exit %d\n%s%s; want a 401 failure", r.code, r.stdout, r.stderr)
+	}
+	tokenFile := filepath.Join(dir, "reader.token")
+	os.WriteFile(tokenFile, []byte(reader+"\n"), 0o600)
+	if r := runProg(t, nil, "client", "-file", events, "-url", srv.url(), "-token-file", tokenFile, "-quiet"); r.code == 0 || !strings.Contains(r.stdout+r.stderr, "403") {
+		t.Errorf("client with a revenue:read:own token = exit %d\n%s%s; want a 403 failure", r.code, r.stdout, r.stderr)
+	}
+	mustRun("processor", "-events-file", live, "-db", dsn, "-quiet")
+
+	get := func(user, tok string) (int, int64) {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodGet, srv.url()+"/userEvents/"+user, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body struct{ Revenue int64 }
+		json.NewDecoder(resp.Body).Decode(&body)
+		return resp.StatusCode, body.Revenue
+	}
+	if code, rev := get("user1", reader); code != http.StatusOK || rev != 3 {
+		t.Errorf("GET user1 with its own token = %d, %d; want 200, 3", code, rev)
+	}
+	if code, _ := get("user2", reader); code != http.StatusForbidden {
+		t.Errorf("GET user2 with user1's token = %d; want 403", code)
+	}
+
+	// Rotation: add k2 to the set, SIGHUP, tokens of both keys work; drop k1, SIGHUP, only k2's.
+	mustRun("server", "token", "keygen", "-kid", "k2", "-private", priv2, "-public", keys)
+	hup := func() {
+		t.Helper()
+		n := strings.Count(srv.stderr.String(), "token keys reloaded")
+		srv.cmd.Process.Signal(syscall.SIGHUP)
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(srv.stderr.String(), "token keys reloaded") == n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no reload logged after SIGHUP:\n%s", srv.stderr)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	hup()
+	reader2 := mint(priv2, "user1", "revenue:read:own")
+	for _, tok := range []string{reader, reader2} {
+		if code, _ := get("user1", tok); code != http.StatusOK {
+			t.Errorf("GET user1 during the rotation = %d; want 200 for tokens of both keys", code)
+		}
+	}
+	var set struct{ Keys []map[string]any }
+	b, _ := os.ReadFile(keys)
+	json.Unmarshal(b, &set)
+	var kept []map[string]any
+	for _, k := range set.Keys {
+		if k["kid"] == "k2" {
+			kept = append(kept, k)
+		}
+	}
+	b, _ = json.Marshal(map[string]any{"keys": kept})
+	os.WriteFile(keys, b, 0o644)
+	hup()
+	if code, _ := get("user1", reader); code != http.StatusUnauthorized {
+		t.Errorf("GET with a token of the removed key = %d; want 401", code)
+	}
+	if code, _ := get("user1", reader2); code != http.StatusOK {
+		t.Errorf("GET with a token of the new key = %d; want 200", code)
+	}
+	// A broken file keeps the keys in use.
+	os.WriteFile(keys, []byte("{not json"), 0o644)
+	srv.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(srv.stderr.String(), "token keys not reloaded") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no error logged for a broken key file:\n%s", srv.stderr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if code, _ := get("user1", reader2); code != http.StatusOK {
+		t.Errorf("GET after a broken key file = %d; want 200 with the keys kept", code)
+	}
+	if err := srv.stop(); err != nil {
+		t.Errorf("server stop: %v", err)
+	}
+	for _, tok := range []string{writer, reader, reader2} {
+		for _, part := range strings.Split(tok, ".") {
+			if strings.Contains(srv.stderr.String(), part) {
+				t.Fatalf("the server log holds a token:\n%s", srv.stderr)
+			}
 		}
 	}
 }

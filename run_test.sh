@@ -43,6 +43,7 @@ PG_BIN=''         # directory of initdb, pg_ctl, postgres (own server only)
 PG_TMP=''         # temporary directory of the throwaway server
 PG_DATA=''        # its data directory
 SERVER_PID=''     # demo: pid of the background server
+PROCESSOR_PID=''  # demo: pid of the watching processor
 WORK=''           # demo: working directory (server log, server's events file)
 RACE_NOTE=''      # test: how go test ran, for the summary
 TMP_DIRS=()       # temporary directories to delete on exit
@@ -59,7 +60,8 @@ usage() {
 Usage: ./run_test.sh [MODE] [ARGS...]
 
 Modes:
-  test [go test args]   (default) gofmt -l, go vet ./..., go test -count=1 -race ./...
+  test [go test args]   (default) gofmt -l, go vet ./..., go test -count=1 -race ./...,
+                        then a short fuzz run of each decoder and the token verifier
                         Args are passed to go test; when they name packages (./x/..., finonex/x)
                         they replace ./..., e.g. ./run_test.sh test -run TestX ./internal/...
   demo [events-file]    build server, client and processor, run them end to end on
@@ -69,6 +71,9 @@ Modes:
                         against a ceiling measured in the same run, printed as one table;
                         -short runs a tenth of the full size
   bench PACKAGES        those packages' micro-benchmarks, e.g. ./run_test.sh bench ./internal/...
+  containers            build the image, start compose.yaml under a unique project, send the
+                        events, SIGKILL the server mid-send, check every total, clean up
+                        (docker compose or podman-compose; not part of test or CI)
   help, -h              this text
 
 PostgreSQL, first that applies:
@@ -89,13 +94,20 @@ EOF
 cleanup() {
 	local rc=$?
 	set +e
-	if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-		kill -TERM "$SERVER_PID" 2>/dev/null
-		wait_gone "$SERVER_PID" 10 || kill -KILL "$SERVER_PID" 2>/dev/null
-	fi
+	local pid
+	for pid in "$PROCESSOR_PID" "$SERVER_PID"; do
+		if [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null; then
+			kill -TERM "$pid" 2>/dev/null
+			wait_gone "$pid" 10 || kill -KILL "$pid" 2>/dev/null
+		fi
+	done
 	if [[ $rc -ne 0 && $MODE == demo && -n ${WORK:-} && -s $WORK/server.log ]]; then
 		printf '\n--- last lines of %s ---\n' "$WORK/server.log" >&2
 		tail -n 40 "$WORK/server.log" >&2
+		if [[ -s $WORK/processor.log ]]; then
+			printf '\n--- last lines of %s ---\n' "$WORK/processor.log" >&2
+			tail -n 20 "$WORK/processor.log" >&2
+		fi
 	fi
 	stop_own_pg
 	local d
@@ -453,6 +465,19 @@ mode_test() {
 	STEP="go test -count=1${race[*]:+ ${race[*]}} ${args[*]}"
 	say "$STEP"
 	go test -count=1 ${race[@]+"${race[@]}"} "${args[@]}"
+
+	# The seed corpora ran above as plain tests; here the decoders and the token verifier also
+	# get a short coverage-guided run each. FUZZTIME=0 skips it (a run narrowed to packages
+	# skips it too).
+	names_packages "$@" && return
+	local fuzztime=${FUZZTIME:-8s} target
+	[[ $fuzztime == 0 ]] && return
+	for target in ./internal/token:FuzzVerify ./internal/token:FuzzClaims ./internal/event:FuzzParse \
+		./internal/event:FuzzScanner ./internal/prom:FuzzParse; do
+		STEP="go test -fuzz ${target#*:} -fuzztime $fuzztime ${target%%:*}"
+		say "$STEP"
+		go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime "$fuzztime" -fuzzminimizetime 1x "${target%%:*}"
+	done
 }
 
 # mode_bench runs the benchmark suite (BenchmarkSuite in bench_test.go: every stage against
@@ -470,6 +495,13 @@ mode_bench() {
 	STEP="go test -run '^\$' -bench '^BenchmarkSuite\$' -benchtime 1x -timeout 90m $* ."
 	say "$STEP"
 	go test -run '^$' -bench '^BenchmarkSuite$' -benchtime 1x -timeout 90m "$@" .
+}
+
+# demo_users FILE: the distinct userIds of an events file, without jq. Undoes the escapes \"
+# and \\ only: enough for the sample, whose ids are plain ASCII.
+demo_users() {
+	(grep -oE '"userId"[[:space:]]*:[[:space:]]*"([^"\\]|\\.)*"' "$1" || true) |
+		sed -E 's/^"userId"[[:space:]]*:[[:space:]]*"//; s/"$//; s/\\(["\\])/\1/g' | LC_ALL=C sort -u
 }
 
 # urlencode STRING: percent-encode everything but unreserved characters, byte by byte.
@@ -552,23 +584,37 @@ mode_demo() {
 	curl -fsS --max-time 2 "http://$addr/healthz" >/dev/null ||
 		die "http://$addr/healthz did not answer within 15 s"
 
+	STEP='starting the processor'
+	say "starting processor -watch -interval 1s (log: $WORK/processor.log)"
+	"$bin/processor" -watch -interval 1s -quiet -events-file "$WORK/server_events.jsonl" \
+		-db "$demo_dsn" >>"$WORK/processor.log" 2>&1 &
+	PROCESSOR_PID=$!
+
 	STEP='running the client'
 	say "client: sending $events"
 	run_bounded 300 "$bin/client" -file "$events" -url "http://$addr" -secret "$DEMO_SECRET" ||
 		die "the client failed (exit $?)"
 
-	STEP='running the processor'
-	say "processor: loading $WORK/server_events.jsonl into $DEMO_DB"
-	run_bounded 300 "$bin/processor" -events-file "$WORK/server_events.jsonl" -db "$demo_dsn" ||
-		die "the processor failed (exit $?)"
+	STEP='waiting for the watching processor'
+	say "waiting for the watching processor to apply the events (no manual processor run)"
+	local expected_users applied=''
+	expected_users="$(demo_users "$events" | wc -l)"
+	for ((i = 0; i < 300; i++)); do
+		applied="$(grep -c '^applied ' "$WORK/processor.log" 2>/dev/null || true)"
+		if [[ ${applied:-0} -gt 0 ]] && ! ls "$WORK" | grep -qE '^server_events_.*[0-9a-f]{8}\.jsonl$' &&
+			[[ ! -s $WORK/server_events.jsonl ]]; then
+			break
+		fi
+		kill -0 "$PROCESSOR_PID" 2>/dev/null || die "the processor exited while watching"
+		sleep 0.1
+	done
+	[[ ${applied:-0} -gt 0 ]] || die "the watching processor applied nothing within 30 s"
+	say "the processor applied $applied file(s) for $expected_users users while watching"
 
 	STEP='reading revenue'
 	say "revenue per user (GET /userEvents/<userId>):"
 	local users user body revenue err
-	# Distinct userIds, without jq. Undoes the escapes \" and \\ only: enough for the sample,
-	# whose ids are plain ASCII.
-	users="$( (grep -oE '"userId"[[:space:]]*:[[:space:]]*"([^"\\]|\\.)*"' "$events" || true) |
-		sed -E 's/^"userId"[[:space:]]*:[[:space:]]*"//; s/"$//; s/\\(["\\])/\1/g' | LC_ALL=C sort -u)"
+	users="$(demo_users "$events")"
 	printf '%-24s %12s\n' user revenue
 	printf '%-24s %12s\n' '------------------------' '------------'
 	while IFS= read -r user; do
@@ -582,6 +628,18 @@ mode_demo() {
 			printf '%-24s %12s  (%s)\n' "$user" '-' "$err"
 		fi
 	done <<<"$users"
+
+	STEP='stopping the processor'
+	say "stopping the processor (SIGTERM)"
+	kill -TERM "$PROCESSOR_PID"
+	if wait_gone "$PROCESSOR_PID" 15; then
+		local prc=0
+		wait "$PROCESSOR_PID" || prc=$?
+		PROCESSOR_PID=''
+		[[ $prc -eq 0 ]] || die "the processor exited with status $prc after SIGTERM"
+	else
+		die "the processor did not stop within 15 s of SIGTERM"
+	fi
 
 	STEP='stopping the server'
 	say "stopping the server (SIGTERM)"
@@ -612,6 +670,12 @@ main() {
 	test | demo | bench)
 		MODE=$mode
 		"mode_$mode" "$@"
+		;;
+	containers)
+		MODE=$mode
+		# shellcheck source=.ci/containers.sh
+		. "$ROOT/.ci/containers.sh"
+		mode_containers "$@"
 		;;
 	-h | --help | help)
 		usage

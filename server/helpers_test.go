@@ -17,17 +17,17 @@ import (
 	"testing"
 	"time"
 
+	"finonex/internal/auth"
 	"finonex/internal/event"
 	"finonex/internal/idempotency"
 	"finonex/internal/pgtest"
+	"finonex/internal/prom"
 	"finonex/internal/spool"
 	"finonex/internal/store"
+	"finonex/internal/token"
 )
 
 const testSecret = "s3cret-Value-42"
-
-// unreachableDSN names a PostgreSQL that never answers: nothing listens on port 1.
-const unreachableDSN = "postgres://postgres@127.0.0.1:1/x?sslmode=disable"
 
 // testServer is the real handler from NewServer over a real spool.Writer, a real store and
 // an httptest.Server.
@@ -38,6 +38,7 @@ type testServer struct {
 	w      *spool.Writer
 	keys   *idempotency.Window
 	db     *store.Store
+	reads  *store.Reads
 	m      *metrics
 	client *http.Client
 }
@@ -66,28 +67,39 @@ func newTestServer(t *testing.T, dsn string, opts spool.Options) *testServer {
 
 func newTestServerSecrets(t *testing.T, dsn string, opts spool.Options, secrets []string) *testServer {
 	t.Helper()
+	return newTestServerAuth(t, dsn, opts, secrets, nil)
+}
+
+// newTestServerAuth is a test server accepting the secrets and the tokens verifies (nil:
+// no tokens).
+func newTestServerAuth(t *testing.T, dsn string, opts spool.Options, secrets []string, tokens *token.Verifier) *testServer {
+	t.Helper()
+	db, err := store.Open(dsn)
+	if err != nil {
+		t.Fatalf("store.Open(%q) = %v", dsn, err)
+	}
+	keys := idempotency.New(10*time.Minute, idempotency.DefaultMaxKeys)
+	m := newMetrics(keys, db.Ping)
+	opts.OnBatch = m.observeBatch
 	file := filepath.Join(t.TempDir(), "server_events.jsonl")
 	w, err := spool.Open(file, opts)
 	if err != nil {
+		db.Close()
 		t.Fatalf("spool.Open(%q) = %v", file, err)
 	}
-	db, err := store.Open(dsn)
-	if err != nil {
-		w.Close()
-		t.Fatalf("store.Open(%q) = %v", dsn, err)
-	}
-	keys := idempotency.New(10 * time.Minute)
-	m := newMetrics(w, keys)
+	m.watchWriter(w)
+	reads := db.NewReads(store.ReadOptions{})
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	h := NewServer(log, secrets, file, false, w, keys, db, m)
+	h := NewServer(log, auth.New(secrets, tokens), w, keys, reads, m)
 	srv := httptest.NewServer(h)
 	tr := &http.Transport{MaxIdleConnsPerHost: 128, MaxConnsPerHost: 128}
-	ts := &testServer{srv: srv, h: h, file: file, w: w, keys: keys, db: db, m: m,
+	ts := &testServer{srv: srv, h: h, file: file, w: w, keys: keys, db: db, reads: reads, m: m,
 		client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
 	t.Cleanup(func() {
 		tr.CloseIdleConnections()
 		srv.Close()
 		w.Close()
+		reads.Close()
 		db.Close()
 	})
 	return ts
@@ -251,22 +263,25 @@ func (f *gateFile) Sync() error {
 	return f.File.Sync()
 }
 
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 func lines(s string) []string {
 	s = strings.TrimSuffix(s, "\n")
 	if s == "" {
 		return nil
 	}
 	return strings.Split(s, "\n")
+}
+
+// metrics scrapes GET /metrics with the secret and parses it strictly: a page that breaks
+// the exposition format fails the test.
+func (ts *testServer) metrics(t *testing.T) map[string]*prom.Family {
+	t.Helper()
+	r := ts.get(t, "/metrics")
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /metrics = %d %q; want 200", r.status, r.body)
+	}
+	fams, err := prom.Parse(bytes.NewReader(r.body))
+	if err != nil {
+		t.Fatalf("GET /metrics does not parse: %v\n%s", err, r.body)
+	}
+	return fams
 }

@@ -48,14 +48,17 @@ func loadKeysOnce(keys *idempotency.Window, live string, window time.Duration, n
 			f.Close()
 			return n, fmt.Errorf("stat %s: %w", path, err)
 		}
-		sc := event.NewScanner(f, 1<<20)
+		sc := event.NewScanner(f)
 		var canonical []byte
-		for sc.Scan() {
-			r, err := event.ParseRecord(sc.Bytes())
-			if err != nil || r.Key == "" {
-				continue
+		for line, err := range sc.Lines() {
+			var r event.Record
+			if err == nil {
+				r, err = event.ParseRecord(line)
 			}
-			canonical = event.AppendJSON(canonical[:0], event.Record{Event: r.Event})
+			if err != nil || r.Key == "" {
+				continue // never acknowledged under a key
+			}
+			canonical = event.AppendJSON(canonical[:0], r) // the line as the handler wrote it, key included
 			keys.Load(r.Key, idempotency.Fingerprint(canonical), info.ModTime())
 			n++
 		}

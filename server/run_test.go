@@ -1,6 +1,8 @@
 package main
 
 import (
+	"finonex/internal/testenv"
+
 	"bytes"
 	"context"
 	"errors"
@@ -11,51 +13,30 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"finonex/internal/cli"
 	"finonex/internal/event"
+	"finonex/internal/logs"
 	"finonex/internal/pgtest"
 	"finonex/internal/spool"
 )
 
-// syncBuffer is a bytes.Buffer that run's logger and the test may use at once.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is one run() in a goroutine.
 type running struct {
 	addr   string
-	stderr *syncBuffer
+	stderr *testenv.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
-
-var listening = regexp.MustCompile(`msg=listening addr=(\S+)`)
 
 // startRun starts run with args and waits until it listens and /healthz answers.
 func startRun(t *testing.T, args []string, getenv func(string) string) *running {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{stderr: &syncBuffer{}, cancel: cancel, done: make(chan error, 1)}
+	r := &running{stderr: &testenv.Buffer{}, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- run(ctx, args, getenv, io.Discard, r.stderr) }()
 	t.Cleanup(func() {
 		cancel()
@@ -67,8 +48,8 @@ func startRun(t *testing.T, args []string, getenv func(string) string) *running 
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for r.addr == "" {
-		if m := listening.FindStringSubmatch(r.stderr.String()); m != nil {
-			r.addr = m[1]
+		if addr, ok := logs.ListeningAddr(r.stderr.String()); ok {
+			r.addr = addr
 			break
 		}
 		select {
@@ -188,7 +169,7 @@ func TestRunOldSecret(t *testing.T) {
 	t.Parallel()
 	const secret, old = "new-Secret-Value-9", "old-Secret-Value-8"
 	file := filepath.Join(t.TempDir(), "server_events.jsonl")
-	r := startRun(t, []string{"-addr", "127.0.0.1:0", "-events-file", file, "-db", unreachableDSN},
+	r := startRun(t, []string{"-addr", "127.0.0.1:0", "-events-file", file, "-db", pgtest.UnreachableDSN},
 		func(k string) string {
 			return map[string]string{"FINONEX_SECRET": secret, "FINONEX_OLD_SECRET": old}[k]
 		})
@@ -268,7 +249,7 @@ func TestRunBadFlags(t *testing.T) {
 		{"empty events file", []string{"-events-file", ""}, nil, "-events-file"},
 		{"arguments", []string{"extra"}, nil, "extra"},
 		{"bad db URL", []string{"-db", "mysql://x", "-events-file", filepath.Join(t.TempDir(), "e.jsonl")}, nil, "-db"},
-		{"events file in no directory", []string{"-db", unreachableDSN, "-addr", "127.0.0.1:0",
+		{"events file in no directory", []string{"-db", pgtest.UnreachableDSN, "-addr", "127.0.0.1:0",
 			"-events-file", filepath.Join(t.TempDir(), "missing", "e.jsonl")}, nil, "-events-file"},
 	}
 	for _, tt := range tests {
@@ -335,7 +316,7 @@ func TestRunReloadsKeysFromEventsFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	r := startRun(t, []string{"-addr", "127.0.0.1:0", "-events-file", live, "-db", unreachableDSN,
+	r := startRun(t, []string{"-addr", "127.0.0.1:0", "-events-file", live, "-db", pgtest.UnreachableDSN,
 		"-secret", testSecret, "-idempotency-window", "1h"}, noEnv)
 	for _, f := range files {
 		resp := r.post(t, testSecret, validEvent, f.key)

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"finonex/internal/testenv"
+
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 
 	"finonex/internal/event"
 	"finonex/internal/pgtest"
+	"finonex/internal/prom"
 	"finonex/internal/spool"
 	"finonex/internal/store"
 )
@@ -95,7 +98,7 @@ func TestAuthorizationTwoSecrets(t *testing.T) {
 
 func TestLiveEventRejects(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, newDSN(t), spool.Options{})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{})
 	second := `{"userId":"evil","name":"add_revenue","value":1000000}`
 	tests := []struct {
 		name, body string
@@ -178,7 +181,7 @@ func TestLiveEventRejects(t *testing.T) {
 
 func TestBodySize(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, newDSN(t), spool.Options{})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{})
 
 	pad := func(body string, n int) string { return body + strings.Repeat(" ", n-len(body)) }
 	tooBig := pad(validEvent, event.MaxLineBytes+1)
@@ -204,7 +207,7 @@ func TestBodySize(t *testing.T) {
 
 func TestMethodNotAllowed(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, newDSN(t), spool.Options{})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{})
 	for _, tt := range []struct{ method, path string }{
 		{http.MethodGet, "/liveEvent"},
 		{http.MethodPut, "/liveEvent"},
@@ -238,7 +241,7 @@ func TestMethodNotAllowed(t *testing.T) {
 // The server writes the canonical encoding of the event it decoded, never the raw body.
 func TestCanonicalLine(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, newDSN(t), spool.Options{})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{})
 	tests := []struct {
 		body string
 		want string
@@ -270,8 +273,8 @@ func TestCanonicalLine(t *testing.T) {
 			t.Errorf("line %d %q: ParseRecord = %v", i+1, l, err)
 		}
 	}
-	if got := ts.m.accepted.Value(); got != int64(len(tests)) {
-		t.Errorf("events_accepted = %d; want %d", got, len(tests))
+	if got := ts.m.accepted.Value(); got != float64(len(tests)) {
+		t.Errorf("events_accepted = %v; want %d", got, len(tests))
 	}
 }
 
@@ -349,7 +352,7 @@ func TestUserEvents(t *testing.T) {
 
 func TestIdempotencyKeys(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, newDSN(t), spool.Options{})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{})
 	bad := []struct {
 		name, key string
 		direct    bool // send through the handler: a real client refuses this header
@@ -403,7 +406,7 @@ func TestIdempotencyKeys(t *testing.T) {
 		t.Errorf("events file after replays = %q; want the line once: %q", got, want)
 	}
 	if got := ts.m.replayed.Value(); got != 2 {
-		t.Errorf("events_replayed = %d; want 2", got)
+		t.Errorf("events_replayed = %v; want 2", got)
 	}
 
 	// Same key, different event: 422.
@@ -439,7 +442,7 @@ func TestIdempotencyKeys(t *testing.T) {
 func TestIdempotencyInFlight(t *testing.T) {
 	t.Parallel()
 	g := newGateFS()
-	ts := newTestServer(t, newDSN(t), spool.Options{FS: g})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{FS: g})
 	defer g.open()
 	g.hold.Store(true)
 	key := map[string]string{"Idempotency-Key": "slow"}
@@ -470,14 +473,14 @@ func TestIdempotencyInFlight(t *testing.T) {
 func TestQueueFull(t *testing.T) {
 	t.Parallel()
 	g := newGateFS()
-	ts := newTestServer(t, newDSN(t), spool.Options{FS: g, QueueSize: 1})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{FS: g, QueueSize: 1})
 	defer g.open()
 	g.hold.Store(true)
 	results := make(chan response, 2)
 	go func() { results <- ts.post(t, `{"userId":"a","name":"add_revenue","value":1}`, nil) }()
 	<-g.entered // a is being written
 	go func() { results <- ts.post(t, `{"userId":"b","name":"add_revenue","value":2}`, nil) }()
-	waitFor(t, "b to be queued", func() bool { return ts.w.Stats().QueueDepth == 1 })
+	testenv.WaitFor(t, "b to be queued", func() bool { return ts.w.Stats().QueueDepth == 1 })
 
 	r := ts.post(t, `{"userId":"c","name":"add_revenue","value":3}`, map[string]string{"Idempotency-Key": "c"})
 	wantJSONError(t, "POST with a full queue", r, http.StatusServiceUnavailable)
@@ -505,7 +508,7 @@ func TestQueueFull(t *testing.T) {
 func TestWriteFailure(t *testing.T) {
 	t.Parallel()
 	g := newGateFS()
-	ts := newTestServer(t, newDSN(t), spool.Options{FS: g})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{FS: g})
 	key := map[string]string{"Idempotency-Key": "k"}
 	g.failNext.Store(true)
 	r := ts.post(t, validEvent, key)
@@ -531,7 +534,7 @@ func TestWriteFailure(t *testing.T) {
 func TestBrokenWriter(t *testing.T) {
 	t.Parallel()
 	g := newGateFS()
-	ts := newTestServer(t, newDSN(t), spool.Options{FS: g})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{FS: g})
 	g.failNext.Store(true)
 	g.failTruncate.Store(true)
 	wantJSONError(t, "POST whose write cannot be undone", ts.post(t, validEvent, nil), http.StatusInternalServerError)
@@ -550,7 +553,7 @@ func TestBrokenWriter(t *testing.T) {
 
 func TestConcurrentPosts(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, newDSN(t), spool.Options{})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{})
 	const workers, each = 64, 100
 	var wg sync.WaitGroup
 	errs := make(chan string, workers*each)
@@ -610,13 +613,13 @@ func TestConcurrentPosts(t *testing.T) {
 		}
 	}
 	if got := ts.m.accepted.Value(); got != workers*each {
-		t.Errorf("events_accepted = %d; want %d", got, workers*each)
+		t.Errorf("events_accepted = %v; want %d", got, workers*each)
 	}
 }
 
 func TestDatabaseDown(t *testing.T) {
 	t.Parallel()
-	ts := newTestServer(t, unreachableDSN, spool.Options{})
+	ts := newTestServer(t, pgtest.UnreachableDSN, spool.Options{})
 	wantOK(t, "POST with PostgreSQL down", ts.post(t, validEvent, nil))
 	if got, want := ts.contents(t), canonical("user1", event.AddRevenue, 98, ""); got != want {
 		t.Errorf("events file = %q; want %q", got, want)
@@ -668,6 +671,17 @@ func TestHealthAndReady(t *testing.T) {
 func TestDebugVars(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, newDSN(t), spool.Options{})
+	scrape := ts.metrics(t) // every family there before any traffic
+	for _, name := range []string{
+		"finonex_events_accepted_total", "finonex_events_replayed_total", "finonex_events_rejected_total",
+		"finonex_http_requests_total", "finonex_http_request_duration_seconds", "finonex_writer_batches_total",
+		"finonex_writer_batch_events", "finonex_writer_fdatasync_seconds", "finonex_writer_queue_depth",
+		"finonex_idempotency_keys", "finonex_revenue_query_errors_total", "finonex_postgres_up",
+	} {
+		if scrape[name] == nil {
+			t.Errorf("GET /metrics has no family %s", name)
+		}
+	}
 	wantOK(t, "POST", ts.post(t, validEvent, nil))
 	wantOK(t, "POST with key", ts.post(t, validEvent, map[string]string{"Idempotency-Key": "k"}))
 	ts.post(t, validEvent, map[string]string{"Idempotency-Key": "k"})
@@ -683,7 +697,6 @@ func TestDebugVars(t *testing.T) {
 		Accepted        *int64           `json:"events_accepted"`
 		Replayed        int64            `json:"events_replayed"`
 		Rejected        map[string]int64 `json:"events_rejected"`
-		GetRequests     int64            `json:"get_requests"`
 		IdempotencyKeys int64            `json:"idempotency_keys"`
 		Writer          map[string]any   `json:"writer"`
 	}
@@ -693,12 +706,58 @@ func TestDebugVars(t *testing.T) {
 	if vars.Accepted == nil || *vars.Accepted != 2 {
 		t.Errorf("events_accepted in %s; want 2", r.body)
 	}
-	if vars.Replayed != 1 || vars.Rejected["invalid_event"] != 1 || vars.Rejected["too_large"] != 1 ||
-		vars.GetRequests != 1 || vars.IdempotencyKeys != 1 {
-		t.Errorf("GET /debug/vars = %s; want 1 replayed, 1 invalid_event, 1 too_large, 1 GET, 1 key", r.body)
+	if vars.Replayed != 1 || vars.Rejected["invalid_event"] != 1 || vars.Rejected["too_large"] != 1 || vars.IdempotencyKeys != 1 {
+		t.Errorf("GET /debug/vars = %s; want 1 replayed, 1 invalid_event, 1 too_large, 1 key", r.body)
 	}
 	if lines, _ := vars.Writer["lines"].(float64); lines != 2 {
 		t.Errorf("writer.lines in %s; want 2", r.body)
+	}
+
+	fams := ts.metrics(t)
+	for _, tc := range []struct {
+		family, sample string
+		labels         []string
+		want           float64
+	}{
+		{"finonex_events_accepted_total", "", nil, 2},
+		{"finonex_events_replayed_total", "", nil, 1},
+		{"finonex_events_rejected_total", "", []string{"reason", "invalid_event"}, 1},
+		{"finonex_events_rejected_total", "", []string{"reason", "too_large"}, 1},
+		{"finonex_http_requests_total", "", []string{"route", "POST /liveEvent", "code", "200"}, 3},
+		{"finonex_http_requests_total", "", []string{"route", "GET /userEvents/{userid}", "code", "404"}, 1},
+		{"finonex_http_refused_total", "", []string{"route", "GET /userEvents/{userid}", "reason", "not_found"}, 1},
+		{"finonex_http_request_duration_seconds", "finonex_http_request_duration_seconds_count", []string{"route", "POST /liveEvent"}, 5},
+		{"finonex_writer_batches_total", "", nil, 2},
+		{"finonex_writer_batch_events", "finonex_writer_batch_events_sum", nil, 2},
+		{"finonex_writer_fdatasync_seconds", "finonex_writer_fdatasync_seconds_count", nil, 2},
+		{"finonex_idempotency_keys", "", nil, 1},
+		{"finonex_postgres_up", "", nil, 1},
+	} {
+		sample := tc.sample
+		if sample == "" {
+			sample = tc.family
+		}
+		if got, ok := fams[tc.family].Sample(sample, tc.labels...); !ok || got != tc.want {
+			t.Errorf("GET /metrics: %s%v = %v (found %v); want %v", sample, tc.labels, got, ok, tc.want)
+		}
+	}
+}
+
+// TestMetricsHoldNoData: no user id, event value or secret ever appears on /metrics.
+func TestMetricsHoldNoData(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, newDSN(t), spool.Options{})
+	ts.post(t, `{"userId":"secret-user-7","name":"add_revenue","value":424242}`, nil)
+	ts.get(t, "/userEvents/secret-user-7")
+	ts.do(t, http.MethodGet, "/metrics", nil, map[string]string{"Authorization": "wrong-secret-99"})
+	r := ts.get(t, "/metrics")
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != prom.ContentType {
+		t.Fatalf("GET /metrics = %d %q; want 200 %q", r.status, r.header.Get("Content-Type"), prom.ContentType)
+	}
+	for _, leak := range []string{"secret-user-7", "424242", testSecret, "wrong-secret-99"} {
+		if strings.Contains(string(r.body), leak) {
+			t.Errorf("GET /metrics holds %q:\n%s", leak, r.body)
+		}
 	}
 }
 

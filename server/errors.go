@@ -1,0 +1,62 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+)
+
+// apiError is an error the caller is told about: its status, a short message, and the
+// reason it is counted under. Handlers return or pass on these; errorWriter.write is the one
+// place they become responses and are counted.
+type apiError struct {
+	status     int
+	reason     string // the metric label: short, fixed, never data
+	msg        string
+	retryAfter bool   // the caller should come back: sets Retry-After
+	bearer     string // the RFC 6750 error code for WWW-Authenticate, on 401 and 403
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badRequest(format string, args ...any) *apiError {
+	return &apiError{status: http.StatusBadRequest, reason: "invalid_event", msg: fmt.Sprintf(format, args...)}
+}
+
+func unavailable(reason, msg string) *apiError {
+	return &apiError{status: http.StatusServiceUnavailable, reason: reason, msg: msg, retryAfter: true}
+}
+
+// errUnauthenticated is a 401: no credentials, or bad ones. msg says which check failed,
+// never what the header held.
+func errUnauthenticated(msg string) *apiError {
+	return &apiError{status: http.StatusUnauthorized, reason: "unauthenticated", msg: msg, bearer: "invalid_token"}
+}
+
+// errForbidden is a 403: good credentials that do not allow this request.
+var errForbidden = &apiError{status: http.StatusForbidden, reason: "forbidden", msg: "the token's scopes do not allow this request", bearer: "insufficient_scope"}
+
+// errorWriter turns errors into responses and counts them by reason.
+type errorWriter struct {
+	log *slog.Logger
+	m   *metrics
+}
+
+// write answers err. Anything that is not an apiError is internal: it is logged, and the
+// caller gets a generic message.
+func (e *errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		e.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = &apiError{status: http.StatusInternalServerError, reason: "internal", msg: "internal error"}
+	}
+	e.m.rejected(r.Pattern, ae.reason)
+	if ae.retryAfter {
+		w.Header().Set("Retry-After", "1")
+	}
+	if ae.bearer != "" {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="finonex", error="`+ae.bearer+`"`)
+	}
+	writeJSON(w, ae.status, map[string]string{"error": ae.msg})
+}
