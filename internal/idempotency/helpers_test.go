@@ -1,7 +1,6 @@
 package idempotency
 
 import (
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -11,22 +10,6 @@ var t0 = time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 
 // late is how much longer than its TTL a key may be kept: one generation's span.
 func late(ttl time.Duration) time.Duration { return ttl / generations }
-
-// seed returns the seed of a randomized test, printed so that a failure can be replayed
-// with FINONEX_SEED=<seed>.
-func seed(t testing.TB) uint64 {
-	t.Helper()
-	s := uint64(time.Now().UnixNano())
-	if v := os.Getenv("FINONEX_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("FINONEX_SEED=%q: %v", v, err)
-		}
-		s = n
-	}
-	t.Logf("seed %d (replay with FINONEX_SEED=%d)", s, s)
-	return s
-}
 
 // key returns the i-th key of a test, as long as a client's (run id and line number).
 func key(i int) string { return "run-0123456789abcdef-" + strconv.Itoa(i) }

@@ -1,6 +1,8 @@
 package idempotency
 
 import (
+	"finonex/internal/testenv"
+
 	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
@@ -250,7 +252,7 @@ func TestConcurrentUse(t *testing.T) {
 // between either answer is right. Keys are finished at increasing times, and loaded at
 // times before and after them, in any order.
 func TestNeverForgetsEarly(t *testing.T) {
-	rng := rand.New(rand.NewPCG(seed(t), 1))
+	rng := rand.New(rand.NewPCG(testenv.Seed(t), 1))
 	ttl := time.Minute
 	w := New(ttl, 1<<30)
 	until := map[int]time.Time{} // key: acknowledged until
@@ -310,7 +312,7 @@ func TestNeverForgetsEarly(t *testing.T) {
 // after it.
 func TestExpiresWithinOneSpan(t *testing.T) {
 	ttl := 10 * time.Minute
-	rng := rand.New(rand.NewPCG(seed(t), 2))
+	rng := rand.New(rand.NewPCG(testenv.Seed(t), 2))
 	for i := 0; i < 200; i++ {
 		w := New(ttl, 10)
 		at := t0.Add(time.Duration(rng.Int64N(int64(ttl))))
