@@ -136,7 +136,7 @@ func TestServerKilledWhileClientSends(t *testing.T) {
 	cmd := exec.Command(filepath.Join(bin, "client"), "-file", input, "-url", "http://"+addr, "-secret", testSecret,
 		"-concurrency", "32", "-retries", "200", "-max-backoff", "200ms", "-quiet")
 	cmd.Env = cleanEnv()
-	var out syncBuffer
+	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -187,7 +187,7 @@ func TestClientRidesOutRestart(t *testing.T) {
 	srv := startServer(t, events, dsn, addr)
 	cmd := exec.Command(filepath.Join(bin, "client"), "-file", input, "-url", "http://"+addr, "-secret", testSecret, "-concurrency", "4", "-quiet")
 	cmd.Env = cleanEnv()
-	var out syncBuffer
+	var out testenv.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
