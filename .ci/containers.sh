@@ -25,9 +25,12 @@
 # with it.
 mode_containers() (
 	set -euo pipefail
+	# The cleanup writes to the original stdout and stderr (8, 9) even when a signal arrives
+	# inside a command whose output goes to /dev/null.
+	exec 8>&1 9>&2
 	trap ct_cleanup EXIT
-	trap 'exit 130' INT
-	trap 'exit 143' TERM
+	trap 'CT_FAIL="interrupted (SIGINT)"; exit 130' INT
+	trap 'CT_FAIL="interrupted (SIGTERM)"; exit 143' TERM
 	ct_main "$@"
 )
 
@@ -461,6 +464,7 @@ ct_cleanup() {
 	local rc=$?
 	set +eu
 	trap - INT TERM
+	exec 1>&8 2>&9
 	if [[ -n $CT_ENGINE && -n $CT_PROJECT && -d $CT_TMP ]]; then
 		((rc == 0)) || ct_save_logs
 		ct_say "removing project $CT_PROJECT"
