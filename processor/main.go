@@ -20,12 +20,18 @@
 //
 // Several processors may run at once, on the same or different files.
 //
-// Exit status: 0 when every file was applied (or there was nothing to do), 1 when a file
-// failed, 2 on bad flags.
+// With -watch it runs as a service until SIGINT or SIGTERM: every -interval (1s) it finishes
+// what was left and applies the live file whenever it holds events, riding out PostgreSQL
+// outages with capped backoff. -addr serves /healthz, /readyz and /metrics (Prometheus text
+// format, behind -secret or a token with ops:read).
+//
+// Exit status: 0 when every file was applied (or there was nothing to do), and after a clean
+// stop in watch mode; 1 when a file failed; 2 on bad flags.
 //
 // Example:
 //
 //	processor -events-file server_events.jsonl -db postgres://postgres@localhost:5432/finonex
+//	processor -watch -interval 1s -addr 127.0.0.1:9100 -events-file server_events.jsonl
 package main
 
 import "finonex/internal/cli"

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"time"
 
@@ -19,21 +20,28 @@ type metrics struct {
 	retries     *prom.Counter
 	duration    *prom.Histogram
 	lastApplied *prom.Gauge
-	postgresUp  *prom.Gauge
 }
 
-func newMetrics() *metrics {
+// newMetrics registers every metric; ping tells PostgreSQL's state at scrape time.
+func newMetrics(ping func(context.Context) error) *metrics {
 	reg := prom.NewRegistry()
+	reg.NewGaugeFunc("finonex_processor_postgres_up", "1 when PostgreSQL answered a ping at scrape time, else 0.", func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if ping(ctx) != nil {
+			return 0
+		}
+		return 1
+	})
 	return &metrics{
 		reg:         reg,
 		files:       reg.NewCounter("finonex_processor_files_applied_total", "Events files applied to PostgreSQL."),
 		events:      reg.NewCounter("finonex_processor_events_applied_total", "Valid events applied to users_revenue."),
 		rejected:    reg.NewCounter("finonex_processor_rejected_lines_total", "Invalid lines set aside in _rejected files."),
 		failures:    reg.NewCounter("finonex_processor_apply_failures_total", "Watch cycles that ended with an error (the files stay claimed and are retried)."),
-		retries:     reg.NewCounter("finonex_processor_retries_total", "Watch cycles run again after a failed one."),
+		retries:     reg.NewCounter("finonex_processor_retries_total", "Attempts made again: a watch cycle after a failed one, or a transaction after a deadlock or serialization failure."),
 		duration:    reg.NewHistogram("finonex_processor_apply_duration_seconds", "Time of each file's database transaction.", prom.SecondsBuckets()),
-		lastApplied: reg.NewGauge("finonex_processor_last_applied_timestamp_seconds", "Unix time of the last applied file, or of the start while nothing is waiting: time() - this is the lag."),
-		postgresUp:  reg.NewGauge("finonex_processor_postgres_up", "1 when the last look at PostgreSQL found it answering, else 0."),
+		lastApplied: reg.NewGauge("finonex_processor_last_applied_timestamp_seconds", "Unix time of the last applied file, or of the last look that found nothing waiting: time() - this is the lag."),
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 	"finonex/internal/procstat"
 	"finonex/internal/spool"
 	"finonex/internal/store"
+	"finonex/internal/token"
 )
 
 const usage = `
@@ -53,31 +54,36 @@ type config struct {
 	every      time.Duration
 	files      []string
 
-	watch     bool
-	interval  time.Duration
-	addr      string
-	logFormat string
-	secret    string
-	tokenKeys string
+	watch         bool
+	interval      time.Duration
+	addr          string
+	logFormat     string
+	secret        string
+	tokenKeys     string
+	tokenAudience string
+	tokenIssuer   string
 }
 
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
 	fs := cli.NewFlagSet("processor", usage, getenv, stderr)
 	events := fs.String("events-file", "FINONEX_EVENTS_FILE", "server_events.jsonl", "the server's live events `file`; claimed, processed and rejected files go beside it")
-	dsn := fs.String("db", "DATABASE_URL", store.DefaultDSN, "PostgreSQL `URL`; the database and schema are created when missing")
+	dsn := fs.Secret("db", "DATABASE_URL", store.DefaultDSN, "PostgreSQL `URL`; the database and schema are created when missing")
 	quiet := fs.Bool("quiet", "FINONEX_QUIET", false, "no progress line")
 	every := fs.Duration("progress-interval", "FINONEX_PROGRESS_INTERVAL", 5*time.Second, "how often to print a progress line when stderr is not a terminal")
 	watch := fs.Bool("watch", "FINONEX_WATCH", false, "run until stopped, applying the live file whenever it holds events")
 	interval := fs.Duration("interval", "FINONEX_INTERVAL", time.Second, "with -watch: how often to look at the live file")
 	addr := fs.String("addr", "FINONEX_PROCESSOR_ADDR", "", "`address` to serve /healthz, /readyz and /metrics on, host:port; empty: none")
 	logFormat := fs.String("log-format", "FINONEX_LOG_FORMAT", "text", "log `format` of watch mode: text or json")
-	secret := fs.String("secret", "FINONEX_SECRET", "secret", "shared secret that /metrics asks for, as the server does; empty: tokens only")
-	tokenKeys := fs.String("token-keys", "FINONEX_TOKEN_KEYS", "", "JSON Web Key Set `file`: /metrics also takes a bearer token with ops:read")
+	secret := fs.Secret("secret", "FINONEX_SECRET", "secret", "shared secret that /metrics asks for, as the server does; empty: tokens only")
+	tokenKeys := fs.String("token-keys", "FINONEX_TOKEN_KEYS", "", "JSON Web Key Set `file`: /metrics also takes a bearer token with ops:read; reloaded on SIGHUP")
+	tokenAudience := fs.String("token-audience", "FINONEX_TOKEN_AUDIENCE", token.DefaultAudience, "the `aud` a token must name, as the server's")
+	tokenIssuer := fs.String("token-issuer", "FINONEX_TOKEN_ISSUER", "", "the `iss` a token must carry, as the server's; empty: not checked")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}
 	c := config{eventsFile: *events, dsn: *dsn, quiet: *quiet, every: *every, files: fs.Args(),
-		watch: *watch, interval: *interval, addr: *addr, logFormat: *logFormat, secret: *secret, tokenKeys: *tokenKeys}
+		watch: *watch, interval: *interval, addr: *addr, logFormat: *logFormat, secret: *secret,
+		tokenKeys: *tokenKeys, tokenAudience: *tokenAudience, tokenIssuer: *tokenIssuer}
 	return c, errors.Join(
 		cli.Check(c.eventsFile == "", "events-file", "must not be empty"),
 		cli.CheckFlag("events-file", spool.CheckLive(c.eventsFile)),
@@ -86,6 +92,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		cli.Check(c.interval <= 0, "interval", "must be positive"),
 		cli.CheckFlag("log-format", logs.CheckFormat(c.logFormat)),
 		cli.Check(c.addr != "" && c.secret == "" && c.tokenKeys == "", "secret", "must not be empty unless -token-keys is set: /metrics needs a credential"),
+		cli.Check(c.tokenKeys != "" && c.addr == "", "token-keys", "is only for /metrics: set -addr too"),
 	)
 }
 
@@ -99,7 +106,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.UsageError{Err: fmt.Errorf("-db: %w", err)}
 	}
 	defer db.Close()
-	p := &processor{db: db, con: console.New(stderr, c.quiet), out: stdout, every: c.every, crashAt: getenv(crashEnv), m: newMetrics()}
+	live, err := filepath.Abs(c.eventsFile)
+	if err != nil {
+		return cli.UsageError{Err: fmt.Errorf("-events-file: %w", err)}
+	}
+	p := &processor{db: db, con: console.New(stderr, c.quiet), out: stdout, every: c.every, live: live, crashAt: getenv(crashEnv), m: newMetrics(db.Ping)}
 	if c.watch || c.addr != "" {
 		return runService(ctx, p, c, stderr)
 	}
@@ -131,10 +142,12 @@ func (p *processor) once(ctx context.Context, live string, named []string) error
 	}
 	for _, f := range leftovers {
 		fmt.Fprintf(p.out, "finishing %s, left by an interrupted run\n", f)
-		errs = append(errs, p.apply(ctx, f, false))
+		errs = append(errs, p.apply(ctx, f))
 	}
-	errs = append(errs, p.claimAndApply(ctx, live, false))
-	return errors.Join(errs...)
+	if err := errors.Join(errs...); err != nil {
+		return err // claim no more while what was claimed cannot be applied
+	}
+	return p.claimAndApply(ctx, live, false)
 }
 
 // summary prints the run's totals.
@@ -172,6 +185,8 @@ type processor struct {
 	busy                           int64    // files left to another processor
 	readTime, dbTime               time.Duration
 
+	live    string   // -events-file, absolute
+	health  health   // of the watch loop, for /readyz
 	crashAt string   // fault injection, see crash
 	m       *metrics // counted in one-shot runs too; served only with -addr
 }
@@ -189,8 +204,8 @@ func (p *processor) crash(point string) {
 }
 
 // claimAndApply claims the file at path and applies it. A path that is itself a claimed
-// file is applied as it is; a processed or rejected file is refused. named says the user gave
-// the path, so a missing file is an error.
+// file is applied as it is; a processed, rejected, duplicate or renamed file is refused.
+// named says the user gave the path, so a missing file is an error.
 func (p *processor) claimAndApply(ctx context.Context, path string, named bool) error {
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: claim nothing new
@@ -200,8 +215,8 @@ func (p *processor) claimAndApply(ctx context.Context, path string, named bool) 
 		if _, err := os.Stat(path); named && err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		return p.apply(ctx, path, named)
-	case spool.Processed, spool.Rejected:
+		return p.apply(ctx, path)
+	case spool.Processed, spool.Rejected, spool.Duplicate, spool.Renamed:
 		return spool.CheckLive(path)
 	}
 	if fi, err := os.Stat(path); !named && err == nil && fi.Size() == 0 {
@@ -219,14 +234,13 @@ func (p *processor) claimAndApply(ctx context.Context, path string, named bool) 
 	}
 	fmt.Fprintf(p.out, "claimed %s as %s\n", path, filepath.Base(claimed))
 	p.crash("after-claim")
-	return p.apply(ctx, claimed, named)
+	return p.apply(ctx, claimed)
 }
 
 // apply applies one claimed file exactly once, then marks it processed. On failure the file
 // keeps its claimed name, for the next run. A file another processor is working on, or has
-// just finished, is left to it. named says the user handed the file over: then its content
-// must not have been applied before under another name (see store.Batch.Unique).
-func (p *processor) apply(ctx context.Context, claimed string, named bool) error {
+// just finished, is left to it.
+func (p *processor) apply(ctx context.Context, claimed string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -253,7 +267,7 @@ func (p *processor) apply(ctx context.Context, claimed string, named bool) error
 			return err
 		}
 		fmt.Fprintf(p.out, "%s is already in the ledger (applied earlier); not applied again\n", name)
-	} else if err := p.sumAndApply(ctx, claimed, named); err != nil {
+	} else if err := p.sumAndApply(ctx, claimed); err != nil {
 		return err
 	}
 	processed, err := spool.MarkProcessed(claimed)
@@ -284,7 +298,16 @@ func sameDigest(path, want string) error {
 	return nil
 }
 
-func (p *processor) sumAndApply(ctx context.Context, claimed string, named bool) error {
+// fromLive reports whether the claimed file was claimed from the server's live file
+// (-events-file), not from a file a user handed over. Only the live file may hold the very
+// same bytes twice (see store.Batch.Unique): the origin is in the claimed name, so the rule
+// holds for whichever run applies the file.
+func (p *processor) fromLive(claimed string) bool {
+	live, err := filepath.Abs(spool.ParseName(claimed).Live)
+	return err == nil && live == p.live
+}
+
+func (p *processor) sumAndApply(ctx context.Context, claimed string) error {
 	name := filepath.Base(claimed)
 	readStart := time.Now()
 	s, err := p.sum(claimed)
@@ -293,13 +316,17 @@ func (p *processor) sumAndApply(ctx context.Context, claimed string, named bool)
 		return err
 	}
 	dbStart := time.Now()
-	applied, err := p.db.Apply(ctx, store.Batch{File: name, Events: s.events, SHA256: s.sha256, Users: s.users, Deltas: s.deltas, Unique: named,
-		BeforeCommit: func() { p.crash("before-commit") }})
+	applied, err := p.db.Apply(ctx, store.Batch{File: name, Events: s.events, SHA256: s.sha256, Users: s.users, Deltas: s.deltas, Unique: !p.fromLive(claimed),
+		BeforeCommit: func() { p.crash("before-commit") }, OnRetry: p.m.retries.Inc})
 	p.dbTime += time.Since(dbStart)
 	p.crash("after-commit")
 	var same *store.SameContentError
 	if errors.As(err, &same) {
-		return fmt.Errorf("%s: nothing applied: %w; the file keeps its claimed name", claimed, err)
+		dup, merr := spool.MarkDuplicate(claimed)
+		if merr != nil {
+			return errors.Join(fmt.Errorf("%s: nothing applied: %w", claimed, err), merr)
+		}
+		return fmt.Errorf("%s: nothing applied: %w; renamed to %s, never to be applied", claimed, err, filepath.Base(dup))
 	}
 	if err != nil {
 		return fmt.Errorf("%s: nothing applied, file kept for the next run: %w", claimed, err)
@@ -312,7 +339,7 @@ func (p *processor) sumAndApply(ctx context.Context, claimed string, named bool)
 	p.users += int64(len(s.users))
 	p.rejected += s.rejected
 	p.m.applied(s.events, s.rejected, dbStart, time.Now())
-	if s.rejected > 0 {
+	if s.rejected > 0 && len(p.rejFiles) < 20 { // the summary names the first few
 		p.rejFiles = append(p.rejFiles, filepath.Base(s.rejPath))
 	}
 	fmt.Fprintf(p.out, "applied %s: %d events, %d users, %d rejected lines%s\n", name, s.events, len(s.users), s.rejected, s.rejectedNote())

@@ -10,14 +10,15 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/signal"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"finonex/internal/auth"
 	"finonex/internal/cli"
 	"finonex/internal/logs"
 	"finonex/internal/spool"
-	"finonex/internal/token"
 )
 
 // maxBackoff caps the wait between attempts while PostgreSQL is down.
@@ -29,31 +30,54 @@ const maxBackoff = 30 * time.Second
 // context, never left half done, and its file stays claimed for the next start.
 func runService(ctx context.Context, p *processor, c config, stderr io.Writer) error {
 	log := logs.NewLogger(stderr, c.logFormat)
-	h := &health{}
+	tokens, err := auth.LoadVerifier(c.tokenKeys, c.tokenAudience, c.tokenIssuer)
+	if err != nil {
+		return cli.UsageError{Err: fmt.Errorf("-token-keys: %w", err)}
+	}
+	h := &p.health
 	p.m.watchBacklog(c.eventsFile)
 	var srv *http.Server
 	served := make(chan error, 1)
 	if c.addr != "" {
-		creds, err := credentials(c)
-		if err != nil {
-			return err
-		}
 		ln, err := net.Listen("tcp", c.addr)
 		if err != nil {
 			return cli.UsageError{Err: fmt.Errorf("-addr: %w", err)}
 		}
-		srv = &http.Server{Handler: newHandler(creds, h, p), ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
+		srv = &http.Server{
+			Handler:           newHandler(auth.New([]string{c.secret}, tokens), h, p),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			IdleTimeout:       time.Minute,
+		}
 		logs.Listening(log, ln.Addr())
 		go func() { served <- srv.Serve(ln) }()
 	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	hupCtx, stopHUP := context.WithCancel(ctx)
+	hupDone := make(chan struct{})
+	go func() {
+		defer close(hupDone)
+		auth.ReloadOnSignal(hupCtx, hup, tokens, c.tokenKeys, func(err error) {
+			if err != nil {
+				log.Error("token keys not reloaded: the keys in use stay", "err", err)
+				return
+			}
+			log.Info("token keys reloaded")
+		})
+	}()
+
 	start := time.Now()
-	var err error
 	if c.watch {
 		log.Info("watching", "events_file", c.eventsFile, "interval", c.interval)
 		p.watch(ctx, log, h, c.eventsFile, c.interval)
 	} else {
 		err = p.once(ctx, c.eventsFile, c.files)
 	}
+	stopHUP()
+	<-hupDone
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -71,32 +95,31 @@ func runService(ctx context.Context, p *processor, c config, stderr io.Writer) e
 	return err
 }
 
+// relistEvery is how many quiet cycles pass between two listings of the directory for
+// claimed files a processor left behind: a listing grows with the processed files kept
+// there, so an idle cycle only stats the live file.
+const relistEvery = 60
+
 // watch applies the live file whenever it holds events, until ctx ends.
 func (p *processor) watch(ctx context.Context, log *slog.Logger, h *health, live string, interval time.Duration) {
 	wait := interval
 	dbDown := false
 	logged := map[string]bool{} // errors already logged, so that a stuck file is not logged every tick
-	for {
-		err := p.cycle(ctx, live)
+	for tick := 0; ; tick++ {
+		err := p.cycle(ctx, live, tick%relistEvery == 0 || h.failed())
 		if ctx.Err() != nil {
 			return
 		}
 		h.set(err)
 		var down *dbDownError
 		switch {
-		case err == nil:
-			if dbDown {
-				log.Info("PostgreSQL is back: applying again")
-				dbDown = false
-			}
-			wait = interval
 		case errors.As(err, &down):
 			if !dbDown {
 				log.Error("PostgreSQL is unreachable: claimed files are kept, retrying with backoff", "err", down.err, "max_backoff", maxBackoff)
 				dbDown = true
 			}
 			wait = min(2*wait, maxBackoff)
-		default:
+		case err != nil:
 			if len(logged) > 1000 {
 				clear(logged)
 			}
@@ -105,6 +128,12 @@ func (p *processor) watch(ctx context.Context, log *slog.Logger, h *health, live
 				logged[msg] = true
 			}
 			wait = interval
+		default:
+			wait = interval
+		}
+		if dbDown && !errors.As(err, &down) && h.dbAnswered.Load() {
+			log.Info("PostgreSQL is back: applying again")
+			dbDown = false
 		}
 		if err != nil {
 			p.m.failures.Inc()
@@ -118,61 +147,77 @@ func (p *processor) watch(ctx context.Context, log *slog.Logger, h *health, live
 	}
 }
 
-// dbDownError is a cycle that found PostgreSQL unreachable before it touched any file.
+// dbDownError is a cycle that found PostgreSQL unreachable.
 type dbDownError struct{ err error }
 
 func (e *dbDownError) Error() string { return "PostgreSQL is unreachable: " + e.err.Error() }
 
-// cycle is one look at the live file. An idle pipeline costs a listing and a stat: nothing
-// is claimed and PostgreSQL is not asked.
-func (p *processor) cycle(ctx context.Context, live string) error {
-	left, err := spool.Leftovers(live)
-	if err != nil {
-		return err
+// cycle is one look at the live file, and with relist at the claimed files beside it. An
+// idle pipeline costs a stat: nothing is claimed and PostgreSQL is not asked.
+func (p *processor) cycle(ctx context.Context, live string, relist bool) error {
+	var left []string
+	if relist {
+		var err error
+		if left, err = spool.Leftovers(live); err != nil {
+			return err
+		}
 	}
-	fi, err := os.Stat(live)
-	if len(left) == 0 && (err != nil || fi.Size() == 0) {
+	if fi, err := os.Stat(live); len(left) == 0 && (err != nil || fi.Size() == 0) {
 		p.m.caughtUp(time.Now())
 		return nil
 	}
-	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	err = p.db.Ping(pctx)
-	cancel()
-	if err != nil {
-		p.m.postgresUp.Set(0)
-		return &dbDownError{err}
+	if err := p.ping(ctx); err != nil {
+		return err
 	}
-	p.m.postgresUp.Set(1)
-	return p.once(ctx, live, nil)
+	err := p.once(ctx, live, nil)
+	if err != nil && ctx.Err() == nil {
+		if perr := p.ping(ctx); perr != nil {
+			return perr // PostgreSQL went away during the work: one outage, not two errors
+		}
+	}
+	return err
 }
 
-// health is the outcome of the last watch cycle, for /readyz.
-type health struct{ last atomic.Pointer[error] }
+// ping asks PostgreSQL, briefly, whether it answers.
+func (p *processor) ping(ctx context.Context) error {
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.db.Ping(pctx); err != nil {
+		p.health.dbAnswered.Store(false)
+		return &dbDownError{err}
+	}
+	p.health.dbAnswered.Store(true)
+	return nil
+}
+
+// health is what /readyz tells of a watching processor: the outcome of its last cycle.
+type health struct {
+	last       atomic.Pointer[error]
+	dbAnswered atomic.Bool // the last ping of PostgreSQL answered
+}
 
 func (h *health) set(err error) { h.last.Store(&err) }
 
-func (h *health) problem() string {
+// failed reports whether the last cycle ended in an error.
+func (h *health) failed() bool {
 	p := h.last.Load()
-	if p == nil || *p == nil {
-		return ""
-	}
-	var down *dbDownError
-	if errors.As(*p, &down) {
-		return "database: unavailable"
-	}
-	return "applying: the last attempt failed; see the processor log"
+	return p != nil && *p != nil
 }
 
-// credentials are what /metrics accepts: the shared secret, and tokens with ops:read.
-func credentials(c config) (*auth.Credentials, error) {
-	var tokens *token.Verifier
-	if c.tokenKeys != "" {
-		tokens = token.NewVerifier(token.Config{})
-		if err := tokens.LoadFile(c.tokenKeys); err != nil {
-			return nil, cli.UsageError{Err: fmt.Errorf("-token-keys: %w", err)}
+// problems lists why the processor is not ready: PostgreSQL not answering now, or the last
+// attempt failed.
+func (h *health) problems(ctx context.Context, ping func(context.Context) error) []string {
+	var problems []string
+	if err := ping(ctx); err != nil {
+		problems = append(problems, "database: unavailable")
+	}
+	if p := h.last.Load(); p != nil && *p != nil {
+		var down *dbDownError
+		if !errors.As(*p, &down) {
+			problems = append(problems, "applying: the last attempt failed; see the processor log")
 		}
 	}
-	return auth.New([]string{c.secret}, tokens), nil
+	return problems
 }
 
 // newHandler serves /healthz and /readyz, open, and /metrics, behind the credentials.
@@ -182,8 +227,10 @@ func newHandler(creds *auth.Credentials, h *health, p *processor) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		if msg := h.problem(); msg != "" {
-			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": []string{msg}})
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if problems := h.problems(ctx, p.db.Ping); len(problems) > 0 {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": problems})
 			return
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
@@ -192,10 +239,10 @@ func newHandler(creds *auth.Credentials, h *health, p *processor) http.Handler {
 		g, err := creds.Authenticate(r)
 		switch {
 		case err != nil:
-			w.Header().Set("WWW-Authenticate", `Bearer realm="finonex", error="invalid_token"`)
+			w.Header().Set("WWW-Authenticate", auth.ChallengeInvalidToken)
 			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
 		case !g.Has(auth.OpsRead):
-			w.Header().Set("WWW-Authenticate", `Bearer realm="finonex", error="insufficient_scope"`)
+			w.Header().Set("WWW-Authenticate", auth.ChallengeInsufficientScope)
 			writeJSON(w, http.StatusForbidden, map[string]string{"error": "the token's scopes do not allow this request"})
 		default:
 			p.m.reg.ServeHTTP(w, r)
@@ -207,8 +254,10 @@ func newHandler(creds *auth.Credentials, h *health, p *processor) http.Handler {
 	return mux
 }
 
+// writeJSON answers v as JSON. The values are maps of strings: they always encode.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	body, _ := json.Marshal(v)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+	w.Write(append(body, '\n'))
 }

@@ -126,12 +126,10 @@ func TestWatchAppliesFilesAsTheyCome(t *testing.T) {
 	}
 	oneShots.Wait()
 	f.eventually(t, want)
-	if left, _ := spool.Leftovers(f.live); len(left) != 0 {
-		time.Sleep(200 * time.Millisecond) // a watcher may be mid-rename
-		if left, _ = spool.Leftovers(f.live); len(left) != 0 {
-			t.Errorf("claimed files left behind: %v", left)
-		}
-	}
+	testenv.WaitFor(t, "no claimed file left behind", func() bool { // a watcher may be mid-rename
+		left, _ := spool.Leftovers(f.live)
+		return len(left) == 0
+	})
 }
 
 // TestWatchIdleClaimsNothing: an empty or missing live file is left alone, and the database
@@ -162,10 +160,9 @@ func TestWatchRidesOutPostgreSQLDown(t *testing.T) {
 	f.eventually(t, map[string]int64{"a": 1})
 
 	px.down()
-	for i := range 5 {
+	for range 5 {
 		f.appendLive(t, add("a", 10)+"\n")
-		time.Sleep(30 * time.Millisecond)
-		_ = i
+		time.Sleep(30 * time.Millisecond) // a few intervals apart, so that several cycles fail
 	}
 	testenv.WaitFor(t, "readyz 503 while PostgreSQL is down", func() bool { return getStatus(t, "http://"+addr+"/readyz", "") == http.StatusServiceUnavailable })
 	f.wantRevenue(t, map[string]int64{"a": 1})

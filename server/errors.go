@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+
+	"finonex/internal/auth"
 )
 
 // apiError is an error the caller is told about: its status, a short message, and the
@@ -15,7 +17,7 @@ type apiError struct {
 	reason     string // the metric label: short, fixed, never data
 	msg        string
 	retryAfter bool   // the caller should come back: sets Retry-After
-	bearer     string // the RFC 6750 error code for WWW-Authenticate, on 401 and 403
+	challenge  string // WWW-Authenticate, on 401 and 403
 }
 
 func (e *apiError) Error() string { return e.msg }
@@ -31,11 +33,11 @@ func unavailable(reason, msg string) *apiError {
 // errUnauthenticated is a 401: no credentials, or bad ones. msg says which check failed,
 // never what the header held.
 func errUnauthenticated(msg string) *apiError {
-	return &apiError{status: http.StatusUnauthorized, reason: "unauthenticated", msg: msg, bearer: "invalid_token"}
+	return &apiError{status: http.StatusUnauthorized, reason: "unauthenticated", msg: msg, challenge: auth.ChallengeInvalidToken}
 }
 
 // errForbidden is a 403: good credentials that do not allow this request.
-var errForbidden = &apiError{status: http.StatusForbidden, reason: "forbidden", msg: "the token's scopes do not allow this request", bearer: "insufficient_scope"}
+var errForbidden = &apiError{status: http.StatusForbidden, reason: "forbidden", msg: "the token's scopes do not allow this request", challenge: auth.ChallengeInsufficientScope}
 
 // errorWriter turns errors into responses and counts them by reason.
 type errorWriter struct {
@@ -55,8 +57,8 @@ func (e *errorWriter) write(w http.ResponseWriter, r *http.Request, err error) {
 	if ae.retryAfter {
 		w.Header().Set("Retry-After", "1")
 	}
-	if ae.bearer != "" {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="finonex", error="`+ae.bearer+`"`)
+	if ae.challenge != "" {
+		w.Header().Set("WWW-Authenticate", ae.challenge)
 	}
 	writeJSON(w, ae.status, map[string]string{"error": ae.msg})
 }

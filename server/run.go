@@ -61,9 +61,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	c := config{}
 	addr := fs.String("addr", "FINONEX_ADDR", ":8000", "`address` to listen on, host:port (port 0 picks a free one)")
 	events := fs.String("events-file", "FINONEX_EVENTS_FILE", "server_events.jsonl", "`file` to append events to; the processor claims it")
-	dsn := fs.String("db", "DATABASE_URL", store.DefaultDSN, "PostgreSQL `URL`; the database and schema are created when missing")
-	secret := fs.String("secret", "FINONEX_SECRET", "secret", "shared secret: an Authorization header equal to it grants every scope; empty turns it off (needs -token-keys)")
-	oldSecret := fs.String("old-secret", "FINONEX_OLD_SECRET", "", "a second accepted secret, while clients move to a new -secret (rotation); empty: none")
+	dsn := fs.Secret("db", "DATABASE_URL", store.DefaultDSN, "PostgreSQL `URL`; the database and schema are created when missing")
+	secret := fs.Secret("secret", "FINONEX_SECRET", "secret", "shared secret: an Authorization header equal to it grants every scope; empty turns it off (needs -token-keys)")
+	oldSecret := fs.Secret("old-secret", "FINONEX_OLD_SECRET", "", "a second accepted secret, while clients move to a new -secret (rotation); empty: none")
 	tokenKeys := fs.String("token-keys", "FINONEX_TOKEN_KEYS", "", "JSON Web Key Set `file` of the keys bearer tokens are verified with (EdDSA or HS256); reloaded on SIGHUP; empty: no tokens")
 	tokenAudience := fs.String("token-audience", "FINONEX_TOKEN_AUDIENCE", token.DefaultAudience, "the `aud` a token must name")
 	tokenIssuer := fs.String("token-issuer", "FINONEX_TOKEN_ISSUER", "", "the `iss` a token must carry; empty: not checked")
@@ -115,9 +115,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		"idempotency_window", c.window, "idempotency_max_keys", c.maxKeys, "queue", c.queue,
 		"log_format", c.logFormat, "log_requests", c.logRequests, "stats_interval", c.statsInterval)
 
-	tokens, err := loadTokenKeys(c)
+	tokens, err := auth.LoadVerifier(c.tokenKeys, c.tokenAudience, c.tokenIssuer)
 	if err != nil {
-		return err
+		return cli.UsageError{Err: fmt.Errorf("-token-keys: %w", err)}
 	}
 	db, err := store.Open(c.dsn)
 	if err != nil {
@@ -178,7 +178,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	bgCtx, stopBG := context.WithCancel(ctx)
 	bg.Add(2)
 	go func() { defer bg.Done(); logStats(bgCtx, log, m, c.statsInterval) }()
-	go func() { defer bg.Done(); reloadOnHUP(bgCtx, log, hup, tokens, c.tokenKeys) }()
+	go func() { defer bg.Done(); auth.ReloadOnSignal(bgCtx, hup, tokens, c.tokenKeys, reported(log)) }()
 	serveErr := serve(ctx, log, srv, ln, c.shutdown)
 	stopBG()
 	bg.Wait()
@@ -209,36 +209,13 @@ func serve(ctx context.Context, log *slog.Logger, srv *http.Server, ln net.Liste
 	return shutdownErr
 }
 
-// loadTokenKeys returns the verifier of bearer tokens, with -token-keys loaded, or nil when
-// no keys are configured.
-func loadTokenKeys(c config) (*token.Verifier, error) {
-	if c.tokenKeys == "" {
-		return nil, nil
-	}
-	v := token.NewVerifier(token.Config{Audience: c.tokenAudience, Issuer: c.tokenIssuer})
-	if err := v.LoadFile(c.tokenKeys); err != nil {
-		return nil, cli.UsageError{Err: fmt.Errorf("-token-keys: %w", err)}
-	}
-	return v, nil
-}
-
-// reloadOnHUP reloads the token keys on every SIGHUP until ctx ends. A bad file keeps the
-// keys in use, and says so in the log. Without token keys, SIGHUP is ignored.
-func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, tokens *token.Verifier, path string) {
-	for {
-		select {
-		case <-ctx.Done():
+// reported logs the outcome of a SIGHUP reload of the token keys.
+func reported(log *slog.Logger) func(error) {
+	return func(err error) {
+		if err != nil {
+			log.Error("token keys not reloaded: the keys in use stay", "err", err)
 			return
-		case <-hup:
-			if tokens == nil {
-				log.Info("SIGHUP: no -token-keys to reload")
-				continue
-			}
-			if err := tokens.LoadFile(path); err != nil {
-				log.Error("token keys not reloaded: the keys in use stay", "err", err)
-				continue
-			}
-			log.Info("token keys reloaded", "token_keys", path)
 		}
+		log.Info("token keys reloaded")
 	}
 }

@@ -4,10 +4,12 @@
 package auth
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"net/http"
+	"os"
 	"strings"
 
 	"finonex/internal/token"
@@ -100,4 +102,42 @@ func (c *Credentials) isSecret(h string) bool {
 		ok |= subtle.ConstantTimeCompare(got[:], c.secrets[i][:])
 	}
 	return ok == 1
+}
+
+// The WWW-Authenticate values of RFC 6750: a 401 (no credential, or a bad one) and a 403 (a
+// good credential whose scopes do not allow the request).
+const (
+	ChallengeInvalidToken      = `Bearer error="invalid_token"`
+	ChallengeInsufficientScope = `Bearer error="insufficient_scope"`
+)
+
+// LoadVerifier returns a token.Verifier for audience and issuer with the key set at path
+// loaded, or nil when path is empty: no tokens are accepted then.
+func LoadVerifier(path, audience, issuer string) (*token.Verifier, error) {
+	if path == "" {
+		return nil, nil
+	}
+	v := token.NewVerifier(token.Config{Audience: audience, Issuer: issuer})
+	if err := v.LoadFile(path); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
+
+// ReloadOnSignal reloads the key set at path into v each time sig delivers, until ctx ends,
+// and hands each outcome to report (nil on success). A file that does not load keeps the keys
+// in use. With v nil it only drains sig: a program without token keys ignores the signal.
+func ReloadOnSignal(ctx context.Context, sig <-chan os.Signal, v *token.Verifier, path string, report func(error)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			if v == nil {
+				report(errors.New("no -token-keys to reload"))
+				continue
+			}
+			report(v.LoadFile(path))
+		}
+	}
 }

@@ -101,6 +101,17 @@ func (fs *FlagSet) String(name, env, def, usage string) *string {
 	return fs.FlagSet.String(name, def, envNote(env, usage))
 }
 
+// Secret defines a string flag with an environment fallback whose value never shows: the
+// usage text (-h, a bad flag) prints the built-in default, not the variable's value, which
+// would put a secret, a token or a database password into a terminal or a CI log.
+func (fs *FlagSet) Secret(name, env, def, usage string) *string {
+	p := fs.FlagSet.String(name, def, envNote(env, usage))
+	if v, ok := fs.env(env); ok {
+		*p = v // the value, set after the definition: DefValue keeps def
+	}
+	return p
+}
+
 // Int defines an int flag with an environment fallback.
 func (fs *FlagSet) Int(name, env string, def int, usage string) *int {
 	if v, ok := fs.env(env); ok {

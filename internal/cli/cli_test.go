@@ -223,3 +223,25 @@ func TestExitCode(t *testing.T) {
 		})
 	}
 }
+
+// TestSecretNeverShown: a secret's value from the environment is used, but -h and a bad
+// flag print only the built-in default.
+func TestSecretNeverShown(t *testing.T) {
+	for _, args := range [][]string{{"-h"}, {"-bogus"}, nil} {
+		var stderr bytes.Buffer
+		fs := NewFlagSet("x", "usage", env(map[string]string{"FINONEX_TOKEN": "eyJsecret.token.value"}), &stderr)
+		tok := fs.Secret("token", "FINONEX_TOKEN", "", "a token")
+		err := fs.Parse(args)
+		if strings.Contains(stderr.String(), "eyJsecret") {
+			t.Errorf("Parse(%q) printed the token:\n%s", args, stderr.String())
+		}
+		if args == nil && (err != nil || *tok != "eyJsecret.token.value") {
+			t.Errorf("Parse() = %v, token %q; want the variable's value", err, *tok)
+		}
+	}
+	fs := NewFlagSet("x", "usage", env(map[string]string{"FINONEX_TOKEN": "from-env"}), io.Discard)
+	tok := fs.Secret("token", "FINONEX_TOKEN", "", "a token")
+	if err := fs.Parse([]string{"-token", "from-flag"}); err != nil || *tok != "from-flag" {
+		t.Errorf("Parse(-token from-flag) = %v, %q; want the flag to win", err, *tok)
+	}
+}

@@ -41,8 +41,9 @@ import (
 	"unicode/utf8"
 )
 
-// ContentType is the Content-Type of the text exposition format that ServeHTTP writes.
-const ContentType = "text/plain; version=0.0.4; charset=utf-8"
+// ContentType is the Content-Type of the text exposition format that ServeHTTP writes, as
+// the format's specification spells it (the text is UTF-8, which is the format's own rule).
+const ContentType = "text/plain; version=0.0.4"
 
 // Registry holds the metric families of a program. Its zero value is ready to use; it is safe
 // for concurrent use, registration included.

@@ -76,14 +76,23 @@ func Leftovers(path string) ([]string, error) {
 
 // MarkProcessed renames an applied claimed file to its processed name, durably.
 func MarkProcessed(claimed string) (string, error) {
-	done := ProcessedName(claimed)
-	if err := os.Rename(claimed, done); err != nil {
-		return "", fmt.Errorf("mark %s processed: %w", claimed, err)
+	return mark(claimed, ProcessedName(claimed), "processed")
+}
+
+// MarkDuplicate renames a claimed file whose bytes were applied before, as another file, to
+// its duplicate name, durably: it is never applied, and no later run picks it up.
+func MarkDuplicate(claimed string) (string, error) {
+	return mark(claimed, DuplicateName(claimed), "duplicate")
+}
+
+func mark(claimed, to, as string) (string, error) {
+	if err := os.Rename(claimed, to); err != nil {
+		return "", fmt.Errorf("mark %s %s: %w", claimed, as, err)
 	}
 	if err := syncDir(filepath.Dir(claimed)); err != nil {
-		return "", fmt.Errorf("mark %s processed: %w", claimed, err)
+		return "", fmt.Errorf("mark %s %s: %w", claimed, as, err)
 	}
-	return done, nil
+	return to, nil
 }
 
 // Recent returns the live file at path and every claimed or processed file beside it that

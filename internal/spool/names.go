@@ -16,14 +16,18 @@ import (
 //	dir/STEM_<time>-<random>.EXT            claimed: taken away from the writers by Claim
 //	dir/STEM_<time>-<random>_processed.EXT  processed: applied, never to be applied again
 //	dir/STEM_<time>-<random>_rejected.EXT   the claimed file's invalid lines, set aside
+//	dir/STEM_<time>-<random>_duplicate.EXT  refused: its bytes were applied before, as another file
 //
 // <time> is the claim time in UTC, 20060102T150405.000000000Z, so claimed names sort by time;
 // <random> is 8 hex digits that keep two claims of the same instant apart. The claim time
 // holds a dot, so filepath.Ext cannot be trusted on a claimed name: ParseName reads names
 // from the claim part outwards, and every other package asks it.
 //
-// A name holding _processed or _rejected before a dot or at its end is not live either, claim
-// part or not: it is such a file renamed by hand, and must not be claimed and applied again.
+// Names are read so that a file renamed by hand is never taken for a live one: a name that
+// holds a claim part anywhere, or _processed, _rejected or _duplicate (in any case) before a
+// non-word byte or at its end, is not live, and is never claimed or applied. Such a file is a
+// processed one copied ("..._processed (1).jsonl", "..._processed.jsonl.bak") or a claimed one
+// renamed ("..._<time>-<random>.jsonl.bak").
 const claimTime = "20060102T150405.000000000Z"
 
 // claimPart matches what ClaimName adds to a live name.
@@ -31,11 +35,15 @@ const claimPart = `_\d{8}T\d{6}\.\d{9}Z-[0-9a-f]{8}`
 
 // claimedName splits a claimed, processed or rejected base name into the live stem, the claim
 // part, the _processed or _rejected suffix (possibly empty) and the live extension.
-var claimedName = regexp.MustCompile(`^(.*)(` + claimPart + `)(_processed|_rejected)?(\.[^.]*)?$`)
+var claimedName = regexp.MustCompile(`^(.*)(` + claimPart + `)(_processed|_rejected|_duplicate)?(\.[^.]*)?$`)
 
-// handMade matches a _processed or _rejected part that ends the name or comes before a dot:
-// a processed or rejected file renamed by hand (its claim part dropped, an extension added).
-var handMade = regexp.MustCompile(`_(processed|rejected)(?:\.|$)`)
+// handMade matches a _processed, _rejected or _duplicate part before a non-word byte or at the
+// end, in any case: such a file renamed by hand (its claim part dropped, a copy number or an
+// extension added).
+var handMade = regexp.MustCompile(`(?i)_(processed|rejected|duplicate)(?:[^a-z0-9_]|$)`)
+
+// anyClaim matches a claim part anywhere in a name.
+var anyClaim = regexp.MustCompile(claimPart)
 
 // Kind says what part a file plays in the handoff.
 type Kind int
@@ -45,6 +53,8 @@ const (
 	Claimed               // renamed away from its writers, not yet applied
 	Processed             // applied: never applied again
 	Rejected              // the invalid lines of a claimed file
+	Duplicate             // refused: its bytes were applied before under another name
+	Renamed               // a claimed file renamed by hand: never claimed or applied
 )
 
 func (k Kind) String() string {
@@ -55,6 +65,10 @@ func (k Kind) String() string {
 		return "processed"
 	case Rejected:
 		return "rejected"
+	case Duplicate:
+		return "duplicate"
+	case Renamed:
+		return "renamed"
 	}
 	return "live"
 }
@@ -84,20 +98,29 @@ func ParseName(path string) Name {
 			n.Kind = Processed
 		case "_rejected":
 			n.Kind = Rejected
+		case "_duplicate":
+			n.Kind = Duplicate
 		}
 		return n
 	}
-	switch m := handMade.FindStringSubmatch(base); {
-	case m == nil:
-		return Name{Path: path, Kind: Live, Live: path}
-	case m[1] == "processed":
-		return Name{Path: path, Kind: Processed}
+	if m := handMade.FindStringSubmatch(base); m != nil {
+		switch strings.ToLower(m[1]) {
+		case "processed":
+			return Name{Path: path, Kind: Processed}
+		case "rejected":
+			return Name{Path: path, Kind: Rejected}
+		}
+		return Name{Path: path, Kind: Duplicate}
 	}
-	return Name{Path: path, Kind: Rejected}
+	if anyClaim.MatchString(base) {
+		return Name{Path: path, Kind: Renamed}
+	}
+	return Name{Path: path, Kind: Live, Live: path}
 }
 
 // CheckLive returns an error saying why path cannot be a live file: one the server appends
-// to and the processor claims. A claimed, processed or rejected name is not one.
+// to and the processor claims. A claimed, processed, rejected, duplicate or renamed name is
+// not one.
 func CheckLive(path string) error {
 	n := ParseName(path)
 	switch n.Kind {
@@ -107,8 +130,12 @@ func CheckLive(path string) error {
 		return fmt.Errorf("%s is named like a claimed file (NAME_<time>-<random>): a live file must not look like one", path)
 	case Processed:
 		return fmt.Errorf("%s is named like a processed file (_processed): already processed, and never applied again; to apply its events again on purpose, copy the lines to a file with a new name", path)
+	case Rejected:
+		return fmt.Errorf("%s is named like a rejected-lines file (_rejected): to apply those lines, fix them and put them in a file with a new name", path)
+	case Duplicate:
+		return fmt.Errorf("%s is named like a duplicate file (_duplicate): its bytes were applied already as another file, and are never applied again", path)
 	}
-	return fmt.Errorf("%s is named like a rejected-lines file (_rejected): to apply those lines, fix them and put them in a file with a new name", path)
+	return fmt.Errorf("%s is named like a claimed file renamed by hand (it holds a claim part, _<time>-<random>): it may have been applied already, so it is never claimed; to apply its events on purpose, copy the lines to a file with a new name", path)
 }
 
 // ClaimName returns a new, unique name to claim the live file at path under.
@@ -133,6 +160,9 @@ func ProcessedName(claimed string) string { return withSuffix(claimed, "_process
 
 // RejectedName is the name of the file that holds a claimed file's invalid lines.
 func RejectedName(claimed string) string { return withSuffix(claimed, "_rejected") }
+
+// DuplicateName is the name a claimed file gets when its bytes were applied before.
+func DuplicateName(claimed string) string { return withSuffix(claimed, "_duplicate") }
 
 // withSuffix puts suffix right after the claim part of a claimed name, before the extension.
 // Any other name gets it before its extension.

@@ -44,6 +44,18 @@ func TestParseName(t *testing.T) {
 		{"/s/e" + stamp + stamp + "_processed.jsonl", spool.Processed, "/s/e" + stamp + ".jsonl", "/s/e" + stamp + stamp + ".jsonl"},
 		// A processed file renamed by hand, keeping an extension added or dropping the suffix.
 		{"/s/events" + stamp + "_processed.jsonl.bak", spool.Processed, "", ""},
+		{"/s/events" + stamp + "_processed (1).jsonl", spool.Processed, "", ""},
+		{"/s/events" + stamp + "_processed~", spool.Processed, "", ""},
+		{"/s/events" + stamp + "_processed-copy", spool.Processed, "", ""},
+		{"/s/events" + stamp + "_PROCESSED.jsonl", spool.Processed, "", ""},
+		{"/s/events_Processed.jsonl", spool.Processed, "", ""},
+		{"/s/x_rejected (2).jsonl", spool.Rejected, "", ""},
+		{"/s/events" + stamp + "_duplicate.jsonl", spool.Duplicate, "/s/events.jsonl", "/s/events" + stamp + ".jsonl"},
+		{"/s/x_duplicate", spool.Duplicate, "", ""},
+		// A claimed file renamed by hand: never claimed, never applied.
+		{"/s/events" + stamp + ".jsonl.bak", spool.Renamed, "", ""},
+		{"/s/events" + stamp + "x.jsonl", spool.Renamed, "", ""},
+		{"/s/copy of events" + stamp + " (1).jsonl", spool.Renamed, "", ""},
 		{"rel/events" + stamp + ".jsonl", spool.Claimed, "rel/events.jsonl", "rel/events" + stamp + ".jsonl"},
 		{"events" + stamp + "_processed", spool.Processed, "events", "events" + stamp},
 	} {
@@ -64,7 +76,7 @@ func TestParseName(t *testing.T) {
 func TestNameRoundTrip(t *testing.T) {
 	for _, live := range []string{
 		"/s/events", "/s/events.jsonl", "/s/a.b.c", "/s/server_events.jsonl.gz", "/s/my events.jsonl",
-		"/s/my_processed_events.jsonl", "rel/e", ".hidden", "/s/.jsonl", "/s/events" + stamp + "x.jsonl",
+		"/s/my_processed_events.jsonl", "rel/e", ".hidden", "/s/.jsonl", "/s/x_processedness.jsonl",
 	} {
 		claimed, err := spool.ClaimName(live, time.Now())
 		if err != nil {
@@ -83,7 +95,7 @@ func TestNameRoundTrip(t *testing.T) {
 			}
 		}
 	}
-	for _, notLive := range []string{"/s/events" + stamp + ".jsonl", "/s/x_processed.jsonl", "/s/events" + stamp + "_rejected"} {
+	for _, notLive := range []string{"/s/events" + stamp + ".jsonl", "/s/x_processed.jsonl", "/s/events" + stamp + "_rejected", "/s/events" + stamp + "x.jsonl"} {
 		if name, err := spool.ClaimName(notLive, time.Now()); err == nil {
 			t.Errorf("ClaimName(%q) = %q, nil; want an error: it is not a live name", notLive, name)
 		}

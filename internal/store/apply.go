@@ -33,6 +33,10 @@ type Batch struct {
 	// BeforeCommit, when set, runs inside the transaction just before COMMIT. It exists for
 	// fault-injection tests that kill the process at that point.
 	BeforeCommit func()
+
+	// OnRetry, when set, is called before the transaction is tried again after a deadlock
+	// or a serialization failure, for metrics.
+	OnRetry func()
 }
 
 // chunkRows is how many users one upsert statement carries. Large enough that round trips
@@ -73,6 +77,9 @@ func (s *Store) Apply(ctx context.Context, b Batch) (applied bool, err error) {
 		applied, err = s.apply(ctx, b, users, deltas, net.String())
 		if err == nil || !retryable(err) || attempt == 8 {
 			return applied, err
+		}
+		if b.OnRetry != nil {
+			b.OnRetry()
 		}
 		backoff := time.Duration(10<<attempt)*time.Millisecond + rand.N(20*time.Millisecond)
 		select {
