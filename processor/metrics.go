@@ -25,14 +25,7 @@ type metrics struct {
 // newMetrics registers every metric; ping tells PostgreSQL's state at scrape time.
 func newMetrics(ping func(context.Context) error) *metrics {
 	reg := prom.NewRegistry()
-	reg.NewGaugeFunc("finonex_processor_postgres_up", "1 when PostgreSQL answered a ping at scrape time, else 0.", func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if ping(ctx) != nil {
-			return 0
-		}
-		return 1
-	})
+	reg.NewUpGauge("finonex_processor_postgres_up", "1 when PostgreSQL answered a ping at scrape time, else 0.", time.Second, ping)
 	return &metrics{
 		reg:         reg,
 		files:       reg.NewCounter("finonex_processor_files_applied_total", "Events files applied to PostgreSQL."),

@@ -56,14 +56,7 @@ func newMetrics(keys *idempotency.Window, dbUp func(context.Context) error) *met
 		syncSeconds:   reg.NewHistogram("finonex_writer_fdatasync_seconds", "Time of each fdatasync of the events file.", prom.SecondsBuckets()),
 	}
 	reg.NewGaugeFunc("finonex_idempotency_keys", "Idempotency-Keys held in the window.", func() float64 { return float64(keys.Len()) })
-	reg.NewGaugeFunc("finonex_postgres_up", "1 when PostgreSQL answered a ping at scrape time, else 0.", func() float64 {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if dbUp(ctx) != nil {
-			return 0
-		}
-		return 1
-	})
+	reg.NewUpGauge("finonex_postgres_up", "1 when PostgreSQL answered a ping at scrape time, else 0.", time.Second, dbUp)
 	m.vars.Init()
 	m.expvarRejected.Init()
 	m.vars.Set("events_rejected", &m.expvarRejected)

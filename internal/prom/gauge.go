@@ -1,5 +1,10 @@
 package prom
 
+import (
+	"context"
+	"time"
+)
+
 // Gauge is a value that goes up and down. It is safe for concurrent use.
 type Gauge struct{ v atomicFloat }
 
@@ -54,4 +59,17 @@ func (r *Registry) NewGaugeVec(name, help string, labels ...string) *GaugeVec {
 // keys a cache holds. f must be safe for concurrent use.
 func (r *Registry) NewGaugeFunc(name, help string, f func() float64) {
 	r.registerFunc("gauge", name, help, f)
+}
+
+// NewUpGauge registers a gauge that is 1 when check succeeds at scrape time and 0 when it
+// fails or takes longer than timeout: the "_up" of a dependency, such as a database ping.
+func (r *Registry) NewUpGauge(name, help string, timeout time.Duration, check func(context.Context) error) {
+	r.NewGaugeFunc(name, help, func() float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if check(ctx) != nil {
+			return 0
+		}
+		return 1
+	})
 }
