@@ -113,9 +113,19 @@ ct_poll() {
 	ct_wait "$limit" "$@" || ct_die "timed out after ${limit} s waiting for $what"
 }
 
-# ct_compose ARGS...: compose on this project, its output appended to the compose log.
+# ct_limit SECONDS CMD...: CMD, stopped after SECONDS (where coreutils' timeout exists).
+ct_limit() {
+	if command -v timeout >/dev/null; then
+		timeout "$@"
+	else
+		"${@:2}"
+	fi
+}
+
+# ct_compose ARGS...: compose on this project (5 minutes at most), its output appended to
+# the compose log.
 ct_compose() {
-	"${CT_COMPOSE[@]}" -p "$CT_PROJECT" -f "$CT_ROOT/compose.yaml" "$@" >>"$CT_TMP/compose.log" 2>&1
+	ct_limit 300 "${CT_COMPOSE[@]}" -p "$CT_PROJECT" -f "$CT_ROOT/compose.yaml" "$@" >>"$CT_TMP/compose.log" 2>&1
 }
 
 # ct_cid SERVICE: the id of the project's container of SERVICE.
@@ -322,7 +332,7 @@ ct_wait_healthy() {
 ct_run_client() {
 	local name=$1
 	shift
-	"${CT_COMPOSE[@]}" -p "$CT_PROJECT" -f "$CT_ROOT/compose.yaml" "${CT_EXTRA_FILES[@]}" \
+	ct_limit 300 "${CT_COMPOSE[@]}" -p "$CT_PROJECT" -f "$CT_ROOT/compose.yaml" "${CT_EXTRA_FILES[@]}" \
 		run -d -T --no-deps --name "$name" client "$@" >>"$CT_TMP/compose.log" 2>&1 ||
 		ct_die "compose run client failed:"$'\n'"$(tail -n 30 "$CT_TMP/compose.log")"
 	ct_poll 30 "the client container $name to exist" "$CT_ENGINE" inspect "$name"
@@ -332,7 +342,7 @@ ct_run_client() {
 # and fails unless it exited 0.
 ct_wait_client() {
 	local name=$1 code
-	code=$(timeout 360 "$CT_ENGINE" wait "$name" 2>/dev/null | tail -n 1) || code='(did not end within 360 s)'
+	code=$(ct_limit 360 "$CT_ENGINE" wait "$name" 2>/dev/null | tail -n 1) || code='(did not end within 360 s)'
 	"$CT_ENGINE" logs "$name" >"$CT_TMP/$name.log" 2>&1 || true
 	"$CT_ENGINE" rm -f -v "$name" >/dev/null 2>&1 || true
 	[[ $code == 0 ]] || ct_die "client $name exited with status $code:"$'\n'"$(tail -n 20 "$CT_TMP/$name.log")"
