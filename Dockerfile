@@ -1,7 +1,7 @@
 # Dockerfile: one image holding the three programs (server, client, processor), static and
 # small, for compose.yaml or any orchestrator. Build it with
 #
-#   docker build -t finonex .          (or: podman build --format docker -t finonex .)
+#   docker build -t finonex .          (or: podman build -t finonex .)
 #
 # and choose the program with the command: `server` (the default), `processor -watch`,
 # `client -url http://server:8000`. Every flag also reads a FINONEX_* variable (`server -h`).
