@@ -864,12 +864,12 @@ func (c pgConns) plan(want int) string {
 	// pgOwnAtBench, which the count then taken includes.
 	later := c
 	later.inUse += pgOwnAtBench
-	n, why := later.pgbenchClients(want)
-	chosen := fmt.Sprintf("pgbench -c %d%s", n, why)
+	n, _ := later.pgbenchClients(want)
+	chosen := fmt.Sprintf("pgbench -c %d", n)
 	if n == 0 {
-		chosen = "the pgbench row " + why
+		chosen = fmt.Sprintf("no pgbench row (%d free once the suite's own are open, %d needed) unless connections are freed by then", later.free(), pgbenchMin+pgSpare)
 	}
-	return fmt.Sprintf("PostgreSQL: max_connections %d, %d reserved, %d client connections open (%d rows in pg_stat_activity): %d free. %s Chosen: %s (counted again when pgbench starts).",
+	return fmt.Sprintf("PostgreSQL: max_connections %d, %d reserved, %d client connections open (%d rows in pg_stat_activity): %d free. %s Chosen: %s; counted again when pgbench starts.",
 		c.max, c.reserved, c.inUse, c.rows, c.free(), needs(want), chosen)
 }
 
