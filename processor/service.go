@@ -106,6 +106,7 @@ func (p *processor) watch(ctx context.Context, log *slog.Logger, h *health, live
 	dbDown := false
 	logged := map[string]bool{} // errors already logged, so that a stuck file is not logged every tick
 	for tick := 0; ; tick++ {
+		start := time.Now()
 		err := p.cycle(ctx, live, tick%relistEvery == 0 || h.failed())
 		if ctx.Err() != nil {
 			return
@@ -139,10 +140,12 @@ func (p *processor) watch(ctx context.Context, log *slog.Logger, h *health, live
 			p.m.failures.Inc()
 			p.m.retries.Inc()
 		}
+		// Cycles start every interval, not an interval after the last one ended: the time a
+		// cycle takes does not add to how stale revenue gets.
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(time.Until(start.Add(wait))):
 		}
 	}
 }
