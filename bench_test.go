@@ -40,6 +40,7 @@ import (
 	"time"
 
 	"finonex/internal/event"
+	"finonex/internal/idempotency"
 	"finonex/internal/pgtest"
 	"finonex/internal/procstat"
 	"finonex/internal/spool"
@@ -171,6 +172,25 @@ func runSuite(b *testing.B, size benchSize) (rows []benchRow, notes []string) {
 	rows = append(rows, benchRow{"processor: read, validate, sum", fmt.Sprintf("%s, %.0f MB", workload, float64(inputSize)/1e6),
 		fmt.Sprintf("%.2f s (%.0f MB/s)", p.read.Seconds(), float64(inputSize)/1e6/p.read.Seconds()),
 		fmt.Sprintf("%.2f s (encoding/json, one line at a time)", jsonTime.Seconds()), fmt.Sprintf("%.1fx", jsonTime.Seconds()/p.read.Seconds()), ">= 6x"})
+
+	// The whole processor run, start to exit with the database, against encoding/json doing
+	// only the sum, on the issue's shape: the full event count over 1,000 users.
+	fewFile := filepath.Join(dir, "few", "server_events.jsonl")
+	os.Mkdir(filepath.Dir(fewFile), 0o755)
+	genEvents(b, rand.New(rand.NewPCG(3, 4)), fewFile, size.events, 1000)
+	fewJSON := jsonSum(b, fewFile)
+	fewDSN := pgtest.NewDatabase(b, os.Getenv, true)
+	runStart := time.Now()
+	runProcessor(b, fewFile, fewDSN)
+	whole := time.Since(runStart)
+	rows = append(rows, benchRow{"processor: whole run", fmt.Sprintf("%s events, 1k users: start to exit, database included", count(size.events)),
+		fmt.Sprintf("%.2f s", whole.Seconds()), fmt.Sprintf("%.2f s (bufio.Scanner + encoding/json + a map, the sum only)", fewJSON.Seconds()),
+		fmt.Sprintf("%.1fx", fewJSON.Seconds()/whole.Seconds()), ">= 6x"})
+
+	// Idempotency keys: the window's heap at the peak, per key, in steady traffic: 10M keys in
+	// the window at full size, 1M with -short. Measured by the package's own test, in a
+	// process of its own so that this one's heap does not count.
+	rows = append(rows, keyMemory(b))
 
 	// Database apply: the processor's Apply against one prepared upsert per row.
 	for _, users := range []int{size.users, size.bigUsers} {
@@ -1276,4 +1296,27 @@ func cpuTime(pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// keyMemoryLine is TestBytesPerKey's line for steady traffic.
+var keyMemoryLine = regexp.MustCompile(`steady: (\d+) keys live.*?([\d.]+) at the peak`)
+
+// keyMemory runs internal/idempotency's TestBytesPerKey and reads its steady-traffic figure.
+func keyMemory(b *testing.B) benchRow {
+	b.Helper()
+	cmd := exec.Command("go", "test", "-count=1", "-run", "^TestBytesPerKey$", "-v", "-timeout", "30m", "./internal/idempotency/")
+	cmd.Env = os.Environ()
+	if !testing.Short() {
+		cmd.Env = append(cmd.Env, "IDEMPOTENCY_10M=1")
+	}
+	out, err := cmd.CombinedOutput()
+	m := keyMemoryLine.FindStringSubmatch(string(out))
+	if err != nil || m == nil {
+		b.Fatalf("TestBytesPerKey: %v\n%s", err, out)
+	}
+	perKey, _ := strconv.ParseFloat(m[2], 64)
+	keys, _ := strconv.Atoi(m[1])
+	return benchRow{"server memory: idempotency keys", fmt.Sprintf("%s keys in the window, steady traffic, at the peak", count(keys)),
+		fmt.Sprintf("%.1f B a key", perKey), fmt.Sprintf("%d B (idempotency.BytesPerKey, the cap's bound)", idempotency.BytesPerKey),
+		fmt.Sprintf("%.2f", perKey/idempotency.BytesPerKey), "<= 64 B, and a hard cap"}
 }
