@@ -14,11 +14,12 @@ package finonex_test
 // free it skips only the pgbench row, saying what it needs.
 
 import (
+	"finonex/internal/testenv"
+
 	"bufio"
 	"bytes"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -356,34 +357,11 @@ func runProcessor(b *testing.B, eventsFile, dsn string) procResult {
 	return r
 }
 
-// jsonSum is the ceiling of the processor's read stage: the same file, summed per user, each
-// line decoded with encoding/json into a struct.
+// jsonSum times testenv.SumJSON, the ceiling of the processor's read stage, on path.
 func jsonSum(b *testing.B, path string) time.Duration {
 	b.Helper()
 	start := time.Now()
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	sums := make(map[string]int64)
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var e struct {
-			UserID string `json:"userId"`
-			Name   string `json:"name"`
-			Value  int64  `json:"value"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			b.Fatal(err)
-		}
-		if e.Name == event.SubtractRevenue {
-			e.Value = -e.Value
-		}
-		sums[e.UserID] += e.Value
-	}
-	if err := sc.Err(); err != nil {
+	if _, err := testenv.SumJSON(path); err != nil {
 		b.Fatal(err)
 	}
 	return time.Since(start)
@@ -471,14 +449,7 @@ func getLoad(b *testing.B, base string, users int, d time.Duration, pace float64
 					time.Sleep(time.Until(due))
 					start, due = due, due.Add(interval)
 				}
-				resp, err := client.Do(req)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
+				err := doOK(client, req)
 				if err != nil {
 					mu.Lock()
 					failed = err
@@ -727,14 +698,7 @@ func bareLoop(url string, d time.Duration) (float64, error) {
 				req.Header.Set("Authorization", testSecret)
 				req.Header.Set("Content-Type", "application/json")
 				req.Header.Set("Idempotency-Key", prefix+strconv.Itoa(n))
-				resp, err := client.Do(req)
-				if err == nil {
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					if resp.StatusCode != http.StatusOK {
-						err = fmt.Errorf("status %d", resp.StatusCode)
-					}
-				}
+				err := doOK(client, req)
 				if err != nil {
 					mu.Lock()
 					failed = err
@@ -1319,4 +1283,18 @@ func keyMemory(b *testing.B) benchRow {
 	return benchRow{"server memory: idempotency keys", fmt.Sprintf("%s keys in the window, steady traffic, at the peak", count(keys)),
 		fmt.Sprintf("%.1f B a key", perKey), fmt.Sprintf("%d B (idempotency.BytesPerKey, the cap's bound)", idempotency.BytesPerKey),
 		fmt.Sprintf("%.2f", perKey/idempotency.BytesPerKey), "<= 64 B, and a hard cap"}
+}
+
+// doOK sends req and reads its answer away; anything but 200 is an error.
+func doOK(client *http.Client, req *http.Request) error {
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }

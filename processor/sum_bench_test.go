@@ -1,8 +1,9 @@
 package main
 
 import (
+	"finonex/internal/testenv"
+
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -148,34 +149,12 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// jsonSum is the benchmark suite's ceiling for the read stage (jsonSum in the repository
-// root): each line decoded with encoding/json into a struct, summed per user in a map. It
+// jsonSum runs testenv.SumJSON, the benchmark suite's ceiling for the read stage, and
 // returns the number of users.
 func jsonSum(b *testing.B, path string) int {
 	b.Helper()
-	f, err := os.Open(path)
+	sums, err := testenv.SumJSON(path)
 	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
-	sums := make(map[string]int64)
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var e struct {
-			UserID string `json:"userId"`
-			Name   string `json:"name"`
-			Value  int64  `json:"value"`
-		}
-		if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-			b.Fatal(err)
-		}
-		if e.Name == event.SubtractRevenue {
-			e.Value = -e.Value
-		}
-		sums[e.UserID] += e.Value
-	}
-	if err := sc.Err(); err != nil {
 		b.Fatal(err)
 	}
 	return len(sums)
