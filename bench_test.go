@@ -40,7 +40,6 @@ import (
 	"testing"
 	"time"
 
-	"finonex/internal/event"
 	"finonex/internal/idempotency"
 	"finonex/internal/pgtest"
 	"finonex/internal/procstat"
@@ -275,28 +274,7 @@ func genEvents(b *testing.B, rng *rand.Rand, path string, n, users int) int64 {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	var line []byte
-	for i := 0; i < n; i++ {
-		// Every user appears at least once when n >= users, so the user count is exact.
-		u := i
-		if i >= users {
-			u = rng.IntN(users)
-		}
-		name := event.AddRevenue
-		if rng.IntN(4) == 0 {
-			name = event.SubtractRevenue
-		}
-		line = append(line[:0], `{"userId": "user`...)
-		line = strconv.AppendInt(line, int64(u), 10)
-		line = append(line, `", "name": "`...)
-		line = append(line, name...)
-		line = append(line, `", "value": `...)
-		line = strconv.AppendInt(line, rng.Int64N(10000), 10)
-		line = append(line, "}\n"...)
-		w.Write(line)
-	}
-	if err := w.Flush(); err != nil {
+	if err := testenv.WriteEvents(f, rng, n, users); err != nil {
 		b.Fatal(err)
 	}
 	info, err := f.Stat()

@@ -3,20 +3,17 @@ package main
 import (
 	"finonex/internal/testenv"
 
-	"bufio"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
 
 	"finonex/internal/console"
-	"finonex/internal/event"
 )
 
 // genBenchFile writes lines events over users users in the benchmark suite's format (see
@@ -28,28 +25,7 @@ func genBenchFile(b *testing.B, lines, users int) (string, int64) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	w := bufio.NewWriterSize(f, 1<<20)
-	rng := rand.New(rand.NewPCG(1, 2))
-	var line []byte
-	for i := range lines {
-		u := i
-		if i >= users {
-			u = rng.IntN(users)
-		}
-		name := event.AddRevenue
-		if rng.IntN(4) == 0 {
-			name = event.SubtractRevenue
-		}
-		line = append(line[:0], `{"userId": "user`...)
-		line = strconv.AppendInt(line, int64(u), 10)
-		line = append(line, `", "name": "`...)
-		line = append(line, name...)
-		line = append(line, `", "value": `...)
-		line = strconv.AppendInt(line, rng.Int64N(10000), 10)
-		line = append(line, "}\n"...)
-		w.Write(line)
-	}
-	if err := w.Flush(); err != nil {
+	if err := testenv.WriteEvents(f, rand.New(rand.NewPCG(1, 2)), lines, users); err != nil {
 		b.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

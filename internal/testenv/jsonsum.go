@@ -4,7 +4,10 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
+	"strconv"
 
 	"finonex/internal/event"
 )
@@ -37,4 +40,31 @@ func SumJSON(path string) (map[string]int64, error) {
 		sums[e.UserID] += e.Value
 	}
 	return sums, sc.Err()
+}
+
+// WriteEvents writes n valid events for users user0 .. user<users-1> to w, drawn from rng:
+// every user appears at least once when n >= users, so the user count is exact. The
+// benchmarks' inputs.
+func WriteEvents(w io.Writer, rng *rand.Rand, n, users int) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	var line []byte
+	for i := 0; i < n; i++ {
+		u := i
+		if i >= users {
+			u = rng.IntN(users)
+		}
+		name := event.AddRevenue
+		if rng.IntN(4) == 0 {
+			name = event.SubtractRevenue
+		}
+		line = append(line[:0], `{"userId": "user`...)
+		line = strconv.AppendInt(line, int64(u), 10)
+		line = append(line, `", "name": "`...)
+		line = append(line, name...)
+		line = append(line, `", "value": `...)
+		line = strconv.AppendInt(line, rng.Int64N(10000), 10)
+		line = append(line, "}\n"...)
+		bw.Write(line)
+	}
+	return bw.Flush()
 }
