@@ -588,13 +588,16 @@ func TestToken(t *testing.T) {
 	if res := runClient(t, context.Background(), file, srv.URL, "-quiet", "-token-file", tokenFile); res.err != nil {
 		t.Fatalf("client -token-file = %v", res.err)
 	}
+	mu.Lock()
 	if seen["Bearer good.token.x"] != 4 || len(seen) != 1 {
 		t.Errorf("Authorization headers seen: %v; want 4 of \"Bearer good.token.x\" only", seen)
 	}
+	mu.Unlock()
 	res := runClient(t, context.Background(), file, srv.URL, "-quiet", "-token", "weak.token.x", "-retries", "5")
 	if res.err == nil || !strings.Contains(res.stderr+res.err.Error(), "403") {
 		t.Errorf("client with a token the server refuses with 403 = %v\n%s; want a failure naming 403", res.err, res.stderr)
 	}
+	srv.Close() // waits for the handlers still running
 	if n := seen["Bearer weak.token.x"]; n > 2 {
 		t.Errorf("a 403 was retried: %d requests; want the run stopped, not retried", n)
 	}
