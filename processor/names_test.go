@@ -168,3 +168,25 @@ func TestDuplicateNeverPickedUp(t *testing.T) {
 	f.startWatch(t, f.dsn).stop(t)
 	f.wantRevenue(t, map[string]int64{"u1": 5})
 }
+
+// TestRefusedLeftoverDoesNotStopThePipeline: a leftover that is refused for good (changed
+// after it was applied) is reported every run, and the live file is still applied.
+func TestRefusedLeftoverDoesNotStopThePipeline(t *testing.T) {
+	f := newFixture(t)
+	write(t, f.live, add("u1", 5)+"\n")
+	if res := f.run(t); res.err != nil {
+		t.Fatal(res.err)
+	}
+	processed := f.only(t, spool.Processed)
+	claimed := spool.ParseName(processed).Claimed
+	if err := os.Rename(processed, claimed); err != nil {
+		t.Fatal(err)
+	}
+	write(t, claimed, add("u1", 500)+"\n") // changed after it was applied
+	write(t, f.live, add("u2", 7)+"\n")
+	res := f.run(t)
+	if res.err == nil || !strings.Contains(res.err.Error(), "changed since it was applied") {
+		t.Errorf("run with a changed leftover = %v; want it reported", res.err)
+	}
+	f.wantRevenue(t, map[string]int64{"u1": 5, "u2": 7})
+}

@@ -144,10 +144,11 @@ func (p *processor) once(ctx context.Context, live string, named []string) error
 		fmt.Fprintf(p.out, "finishing %s, left by an interrupted run\n", f)
 		errs = append(errs, p.apply(ctx, f))
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err // claim no more while what was claimed cannot be applied
-	}
-	return p.claimAndApply(ctx, live, false)
+	// The live file is claimed even when a leftover failed: one refused file (changed after it
+	// was applied, say) must not stop the pipeline. A watching processor asks PostgreSQL
+	// first, and claims nothing while it is down.
+	errs = append(errs, p.claimAndApply(ctx, live, false))
+	return errors.Join(errs...)
 }
 
 // summary prints the run's totals.
