@@ -69,7 +69,7 @@ func TestNamesNeverAppliedTwice(t *testing.T) {
 						}
 					}
 				}
-				// Nothing refused is picked up later: a plain run and a watcher apply nothing.
+				// Nothing refused is picked up later: a plain run applies nothing.
 				if res := f.runAs(t, "-events-file", f.live); res.err != nil {
 					t.Errorf("plain run after the refusals = %v\n%s", res.err, res.stdout)
 				}
@@ -83,12 +83,7 @@ func TestNamesNeverAppliedTwice(t *testing.T) {
 // after it was applied. It is refused, and left as it is.
 func TestChangedFileRefused(t *testing.T) {
 	f := newFixture(t)
-	write(t, f.live, add("u1", 5)+"\n")
-	if res := f.run(t); res.err != nil {
-		t.Fatal(res.err)
-	}
-	processed := f.only(t, spool.Processed)
-	claimed := spool.ParseName(processed).Claimed
+	processed, claimed := f.appliedOnce(t)
 	write(t, claimed, add("u1", 5)+"\n"+add("u1", 7)+"\n")
 	if err := os.Remove(processed); err != nil {
 		t.Fatal(err)
@@ -173,12 +168,7 @@ func TestDuplicateNeverPickedUp(t *testing.T) {
 // after it was applied) is reported every run, and the live file is still applied.
 func TestRefusedLeftoverDoesNotStopThePipeline(t *testing.T) {
 	f := newFixture(t)
-	write(t, f.live, add("u1", 5)+"\n")
-	if res := f.run(t); res.err != nil {
-		t.Fatal(res.err)
-	}
-	processed := f.only(t, spool.Processed)
-	claimed := spool.ParseName(processed).Claimed
+	processed, claimed := f.appliedOnce(t)
 	if err := os.Rename(processed, claimed); err != nil {
 		t.Fatal(err)
 	}
@@ -189,4 +179,16 @@ func TestRefusedLeftoverDoesNotStopThePipeline(t *testing.T) {
 		t.Errorf("run with a changed leftover = %v; want it reported", res.err)
 	}
 	f.wantRevenue(t, map[string]int64{"u1": 5, "u2": 7})
+}
+
+// appliedOnce applies one event for u1 (5) through the live file, and returns the processed
+// file and the claimed name it had.
+func (f *fixture) appliedOnce(t *testing.T) (processed, claimed string) {
+	t.Helper()
+	write(t, f.live, add("u1", 5)+"\n")
+	if res := f.run(t); res.err != nil {
+		t.Fatal(res.err)
+	}
+	processed = f.only(t, spool.Processed)
+	return processed, spool.ParseName(processed).Claimed
 }
