@@ -156,13 +156,24 @@ func newSender(c config, con *console.Console) *sender {
 	return &sender{cfg: c, http: &http.Client{Transport: tr, Timeout: c.timeout}, con: con}
 }
 
+// job is one valid event to send: its line number (the key's suffix) and its body.
+type job struct {
+	line int
+	body []byte
+}
+
 // sendFile reads the file line by line and sends each valid event, with at most
-// cfg.concurrency requests in flight (a semaphore channel).
+// cfg.concurrency requests in flight (a semaphore channel). Each slot of the semaphore is
+// worked by a long-lived goroutine, started the first time the slot is needed: a goroutine
+// per event paid for growing a fresh stack every time, and each request's contexts would
+// all hang off the run's one context, whose lock every request then took twice.
 func (s *sender) sendFile(ctx context.Context, r io.Reader) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	sem := make(chan struct{}, s.cfg.concurrency)
+	jobs := make(chan job)
 	var wg sync.WaitGroup
+	workers := 0
 	sc := event.NewScanner(console.CountingReader{R: r, N: &s.bytesRead})
 	for line, err := range sc.Lines() {
 		if ctx.Err() != nil {
@@ -182,25 +193,21 @@ func (s *sender) sendFile(ctx context.Context, r io.Reader) error {
 		case <-ctx.Done():
 			continue
 		}
-		wg.Add(1)
 		s.inFlight.Add(1)
-		go func(n int, body []byte) {
-			defer func() { s.inFlight.Add(-1); <-sem; wg.Done() }()
-			err := s.send(ctx, body, s.cfg.runID+"-"+strconv.Itoa(n))
-			if err == nil {
-				s.sent.Add(1)
-				return
+		j := job{sc.Line(), event.AppendJSON(nil, event.Record{Event: ev})}
+		select {
+		case jobs <- j: // an idle worker took it
+		default:
+			if workers < s.cfg.concurrency {
+				workers++
+				wg.Add(1)
+				go s.work(ctx, cancel, sem, jobs, j, &wg)
+			} else {
+				jobs <- j // a worker that just freed its slot takes it
 			}
-			s.failed.Add(1)
-			refused := errors.Is(err, errUnauthorized) || errors.Is(err, errForbidden)
-			if refused {
-				cancel(err)
-			}
-			if ctx.Err() == nil || refused {
-				s.con.Printf("line %d: not sent: %v\n", n, err)
-			}
-		}(sc.Line(), event.AppendJSON(nil, event.Record{Event: ev}))
+		}
 	}
+	close(jobs)
 	wg.Wait()
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("read %s: %w", s.cfg.file, err)
@@ -212,6 +219,37 @@ func (s *sender) sendFile(ctx context.Context, r io.Reader) error {
 		return cause
 	}
 	return nil
+}
+
+// work sends first and then every job it receives, until jobs is closed. Each job holds a
+// slot of sem, freed when its send ends. The worker's own context keeps its requests'
+// contexts off the run's: cancelling the run still reaches them, through this one.
+func (s *sender) work(ctx context.Context, cancel context.CancelCauseFunc, sem <-chan struct{}, jobs <-chan job, first job, wg *sync.WaitGroup) {
+	defer wg.Done()
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	for j, ok := first, true; ok; j, ok = <-jobs {
+		s.sendOne(ctx, cancel, j)
+		s.inFlight.Add(-1)
+		<-sem
+	}
+}
+
+// sendOne sends one job and counts the outcome; a refused credential stops the run.
+func (s *sender) sendOne(ctx context.Context, cancel context.CancelCauseFunc, j job) {
+	err := s.send(ctx, j.body, s.cfg.runID+"-"+strconv.Itoa(j.line))
+	if err == nil {
+		s.sent.Add(1)
+		return
+	}
+	s.failed.Add(1)
+	refused := errors.Is(err, errUnauthorized) || errors.Is(err, errForbidden)
+	if refused {
+		cancel(err)
+	}
+	if ctx.Err() == nil || refused {
+		s.con.Printf("line %d: not sent: %v\n", j.line, err)
+	}
 }
 
 func (s *sender) invalid(line int, err error) {
