@@ -311,7 +311,7 @@ func (p *processor) fromLive(claimed string) bool {
 func (p *processor) sumAndApply(ctx context.Context, claimed string) error {
 	name := filepath.Base(claimed)
 	readStart := time.Now()
-	s, err := p.sum(claimed)
+	s, err := p.sum(ctx, claimed)
 	p.readTime += time.Since(readStart)
 	if err != nil {
 		return err

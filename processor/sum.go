@@ -36,6 +36,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -169,24 +170,26 @@ func (t *tally) sums() (users []string, deltas []int64) {
 }
 
 // sum reads a claimed file line by line, summing valid events per user and copying invalid
-// lines to the file's rejected file. It also hashes the file's bytes for the ledger.
-func (p *processor) sum(path string) (summary, error) {
-	return p.sumWith(path, min(runtime.GOMAXPROCS(0), maxWorkers), 0, parallelMin)
+// lines to the file's rejected file. It also hashes the file's bytes for the ledger. It stops
+// with ctx's error soon after ctx is done: a stop does not wait for the read of a huge file.
+func (p *processor) sum(ctx context.Context, path string) (summary, error) {
+	return p.sumWith(ctx, path, min(runtime.GOMAXPROCS(0), maxWorkers), 0, parallelMin)
 }
 
 // sumWith is sum with its parallelism given: a file of at least minSize bytes is cut into
 // chunks (0: chunksFor its size) read by workers goroutines (see the top of this file);
 // smaller ones, or workers < 2, are read in one pass.
-func (p *processor) sumWith(path string, workers, chunks int, minSize int64) (summary, error) {
-	f, err := os.Open(path)
+func (p *processor) sumWith(ctx context.Context, path string, workers, chunks int, minSize int64) (summary, error) {
+	file, err := os.Open(path)
 	if err != nil {
 		return summary{}, fmt.Errorf("open %s: %w", path, err)
 	}
-	defer f.Close()
+	defer file.Close()
 	size := int64(-1)
-	if fi, err := f.Stat(); err == nil {
+	if fi, err := file.Stat(); err == nil {
 		size = fi.Size()
 	}
+	f := ctxReaderAt{ctx, file} // every read of the file below goes through it
 	m := &meter{events: make([]paddedCounter, max(workers, 1))}
 	start := time.Now()
 	stop := p.con.Progress(p.every, func() string {
@@ -216,7 +219,7 @@ func (p *processor) sumWith(path string, workers, chunks int, minSize int64) (su
 }
 
 // sumSerial reads the whole file in one pass, hashing it on the way.
-func (p *processor) sumSerial(f *os.File, path string, m *meter) (summary, error) {
+func (p *processor) sumSerial(f io.ReaderAt, path string, m *meter) (summary, error) {
 	h := sha256.New()
 	sc := event.NewScanner(io.TeeReader(console.CountingReader{R: io.NewSectionReader(f, 0, math.MaxInt64), N: &m.read}, h))
 	rej := newRejects(path, p.con)
@@ -245,7 +248,7 @@ type chunk struct {
 // sumChunks reads the file in chunks, on workers goroutines, while another hashes it. It
 // returns false, and nothing else, when the events' absolute values add up to more than an
 // int64 holds: then the chunk sums may not be the serial ones (see the top of this file).
-func (p *processor) sumChunks(f *os.File, path string, size int64, workers, chunks int, m *meter) (summary, bool, error) {
+func (p *processor) sumChunks(f io.ReaderAt, path string, size int64, workers, chunks int, m *meter) (summary, bool, error) {
 	type hashed struct {
 		sum string
 		err error
@@ -339,6 +342,20 @@ func (p *processor) sumChunks(f *os.File, path string, size int64, workers, chun
 		events: events, users: users, deltas: deltas,
 		rejected: rej.n, rejPath: rej.path, sha256: d.sum,
 	}, true, nil
+}
+
+// ctxReaderAt fails every read once ctx is done. Reads are 16 KiB to 256 KiB, so the check
+// costs nothing next to them.
+type ctxReaderAt struct {
+	ctx context.Context
+	r   io.ReaderAt
+}
+
+func (c ctxReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.ReadAt(p, off)
 }
 
 // hashFile returns the hex SHA-256 of f's bytes.
@@ -437,7 +454,7 @@ func (w *worker) sumLines(sc *event.Scanner, bad badLines) (rejected int64, ok b
 
 // sumChunk sums the lines that start in [from, to) of f into c, spilling the invalid ones to
 // sp. The last chunk reads to the end of the file.
-func (w *worker) sumChunk(f *os.File, from, to int64, last bool, c *chunk, sp *spill, read *atomic.Int64) (bool, error) {
+func (w *worker) sumChunk(f io.ReaderAt, from, to int64, last bool, c *chunk, sp *spill, read *atomic.Int64) (bool, error) {
 	start := int64(0)
 	if from > 0 {
 		s, found, err := lineStart(f, from-1, to-1)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"finonex/internal/testenv"
 
 	"fmt"
@@ -56,7 +57,7 @@ func BenchmarkSum(b *testing.B) {
 			p := &processor{con: console.New(io.Discard, true)}
 			b.SetBytes(size)
 			for b.Loop() {
-				s, err := p.sumWith(path, bm.workers, bm.chunks, parallelMin)
+				s, err := p.sumWith(context.Background(), path, bm.workers, bm.chunks, parallelMin)
 				if err != nil || s.events != lines {
 					b.Fatalf("sum = %d events, %v", s.events, err)
 				}
@@ -81,14 +82,14 @@ func BenchmarkSumVersusJSON(b *testing.B) {
 			b.SetBytes(size)
 			for b.Loop() {
 				start, cpu := time.Now(), cpuTime()
-				s, err := p.sumWith(path, 1, 1, parallelMin)
+				s, err := p.sumWith(context.Background(), path, 1, 1, parallelMin)
 				serial += time.Since(start)
 				serialCPU += cpuTime() - cpu
 				if err != nil || s.events != lines {
 					b.Fatalf("serial sum = %d events, %v", s.events, err)
 				}
 				start, cpu = time.Now(), cpuTime()
-				s, err = p.sum(path)
+				s, err = p.sum(context.Background(), path)
 				parallel += time.Since(start)
 				parallelCPU += cpuTime() - cpu
 				if err != nil || s.events != lines {

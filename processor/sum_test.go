@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -64,7 +66,7 @@ func sumSerially(t *testing.T, path string) sumRun {
 	t.Helper()
 	var con bytes.Buffer
 	p := &processor{con: console.New(&con, true)}
-	s, err := p.sumWith(path, 1, 1, 0)
+	s, err := p.sumWith(context.Background(), path, 1, 1, 0)
 	if err != nil {
 		t.Fatalf("serial sum of %s: %v", path, err)
 	}
@@ -494,7 +496,7 @@ func TestSumInChunksOverflow(t *testing.T) {
 		}
 		var con bytes.Buffer
 		p := &processor{con: console.New(&con, true)}
-		s, err := p.sumWith(path, c[0], c[1], 0)
+		s, err := p.sumWith(context.Background(), path, c[0], c[1], 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -514,7 +516,7 @@ func TestSumInChunksOverflow(t *testing.T) {
 	}
 	var con bytes.Buffer
 	p := &processor{con: console.New(&con, true)}
-	s, err := p.sumWith(path, 2, 4, 0)
+	s, err := p.sumWith(context.Background(), path, 2, 4, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -531,7 +533,7 @@ func TestSumLargeFile(t *testing.T) {
 	want := sumSerially(t, path)
 	var con bytes.Buffer
 	p := &processor{con: console.New(&con, true)}
-	s, err := p.sum(path)
+	s, err := p.sum(context.Background(), path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -570,7 +572,7 @@ func TestSumInChunksMemory(t *testing.T) {
 			}
 		}
 	}()
-	s, err := p.sumWith(path, 2, 8, 0)
+	s, err := p.sumWith(context.Background(), path, 2, 8, 0)
 	close(done)
 	wg.Wait()
 	if err != nil {
@@ -583,4 +585,40 @@ func TestSumInChunksMemory(t *testing.T) {
 		t.Errorf("heap grew by %d MiB while summing a %d MiB file of rejected lines; want under %d MiB", (peak-base)>>20, size>>20, bound>>20)
 	}
 	t.Logf("heap grew by at most %.1f MiB", float64(peak-base)/(1<<20))
+}
+
+// cancelAfter is a context that reports itself cancelled from its nth call of Err on: a stop
+// that arrives in the middle of a read, at a point the test chooses.
+type cancelAfter struct {
+	context.Context
+	n atomic.Int64
+}
+
+func (c *cancelAfter) Err() error {
+	if c.n.Add(-1) < 0 {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestSumStops checks that a stop ends the read of a file, serial or in chunks, with the
+// context's error, without waiting for the rest of the file.
+func TestSumStops(t *testing.T) {
+	rng := rand.New(rand.NewPCG(testenv.Seed(t), 2))
+	path := writeEvents(t, genFile(rng, parallelMin+500_000, []int{8}))
+	for _, c := range []struct{ workers, chunks int }{{1, 1}, {2, 8}} {
+		for _, reads := range []int64{0, 3} {
+			ctx := &cancelAfter{Context: context.Background()}
+			ctx.n.Store(reads)
+			var con bytes.Buffer
+			p := &processor{con: console.New(&con, true)}
+			_, err := p.sumWith(ctx, path, c.workers, c.chunks, 0)
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("sumWith(stopped after %d reads, %d workers, %d chunks) = %v; want context.Canceled", reads, c.workers, c.chunks, err)
+			}
+			if calls := reads - ctx.n.Load(); calls > reads+int64(2*c.workers+1) {
+				t.Errorf("sumWith(stopped after %d reads, %d workers) read on %d more times after the stop", reads, c.workers, calls-reads)
+			}
+		}
+	}
 }
