@@ -89,6 +89,7 @@ func newTestServerAuth(t *testing.T, dsn string, opts spool.Options, secrets []s
 	}
 	m.watchWriter(w)
 	reads := db.NewReads(store.ReadOptions{})
+	m.watchReads(reads)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	h := NewServer(log, auth.New(secrets, tokens), w, keys, reads, m)
 	srv := httptest.NewServer(h)

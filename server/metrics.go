@@ -12,6 +12,7 @@ import (
 	"finonex/internal/idempotency"
 	"finonex/internal/prom"
 	"finonex/internal/spool"
+	"finonex/internal/store"
 )
 
 // liveEventRoute is the route whose refusals are refused events.
@@ -85,6 +86,19 @@ func (m *metrics) watchWriter(w *spool.Writer) {
 			"avg_batch": ratio(s.Lines, s.Batches), "sync_seconds_total": s.SyncTime.Seconds(),
 			"last_sync_seconds": s.LastSync.Seconds(),
 		}
+	}))
+}
+
+// watchReads adds the batched revenue lookups' counters, read at scrape time: lookups over
+// queries is how many GETs one query answers.
+func (m *metrics) watchReads(r *store.Reads) {
+	m.reg.NewCounterFunc("finonex_revenue_lookups_total", "GET /userEvents lookups queued for a query.", func() float64 { return float64(r.Stats().Lookups) })
+	m.reg.NewCounterFunc("finonex_revenue_queries_total", "Queries sent for lookups, each answering a batch of them.", func() float64 { return float64(r.Stats().Queries) })
+	m.reg.NewCounterFunc("finonex_revenue_query_users_total", "Distinct users asked for, summed over queries.", func() float64 { return float64(r.Stats().Users) })
+	m.vars.Set("reads", expvar.Func(func() any {
+		s := r.Stats()
+		return map[string]any{"lookups": s.Lookups, "queries": s.Queries, "users": s.Users, "failed": s.Failed,
+			"cancelled": s.Cancelled, "full": s.Full, "queued": s.Queued, "in_flight": s.InFlight}
 	}))
 }
 

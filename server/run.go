@@ -140,6 +140,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return cli.PathError("events-file", err)
 	}
 	m.watchWriter(w)
+	m.watchReads(reads)
 	n, err := loadKeys(keys, c.eventsFile, c.window, time.Now())
 	if err != nil {
 		w.Close()

@@ -677,6 +677,7 @@ func TestDebugVars(t *testing.T) {
 		"finonex_http_requests_total", "finonex_http_request_duration_seconds", "finonex_writer_batches_total",
 		"finonex_writer_batch_events", "finonex_writer_fdatasync_seconds", "finonex_writer_queue_depth",
 		"finonex_idempotency_keys", "finonex_revenue_query_errors_total", "finonex_postgres_up",
+		"finonex_revenue_lookups_total", "finonex_revenue_queries_total", "finonex_revenue_query_users_total",
 	} {
 		if scrape[name] == nil {
 			t.Errorf("GET /metrics has no family %s", name)
@@ -699,6 +700,7 @@ func TestDebugVars(t *testing.T) {
 		Rejected        map[string]int64 `json:"events_rejected"`
 		IdempotencyKeys int64            `json:"idempotency_keys"`
 		Writer          map[string]any   `json:"writer"`
+		Reads           map[string]any   `json:"reads"`
 	}
 	if err := json.Unmarshal(r.body, &vars); err != nil {
 		t.Fatalf("GET /debug/vars body %q: %v", r.body, err)
@@ -711,6 +713,9 @@ func TestDebugVars(t *testing.T) {
 	}
 	if lines, _ := vars.Writer["lines"].(float64); lines != 2 {
 		t.Errorf("writer.lines in %s; want 2", r.body)
+	}
+	if q, _ := vars.Reads["queries"].(float64); q != 1 {
+		t.Errorf("reads.queries in %s; want 1", r.body)
 	}
 
 	fams := ts.metrics(t)
@@ -732,6 +737,9 @@ func TestDebugVars(t *testing.T) {
 		{"finonex_writer_fdatasync_seconds", "finonex_writer_fdatasync_seconds_count", nil, 2},
 		{"finonex_idempotency_keys", "", nil, 1},
 		{"finonex_postgres_up", "", nil, 1},
+		{"finonex_revenue_lookups_total", "", nil, 1},
+		{"finonex_revenue_queries_total", "", nil, 1},
+		{"finonex_revenue_query_users_total", "", nil, 1},
 	} {
 		sample := tc.sample
 		if sample == "" {
