@@ -134,11 +134,13 @@ var errForbidden = errors.New("server answered 403 Forbidden: the token needs th
 
 // sender sends events with bounded concurrency and retries, and counts what happened.
 type sender struct {
-	cfg     config
-	http    *http.Client
-	con     *console.Console
-	latency histogram
-	start   time.Time
+	cfg      config
+	endpoint string // POST here
+	auth     string // the Authorization header: built once, not per request
+	http     *http.Client
+	con      *console.Console
+	latency  histogram
+	start    time.Time
 
 	read, sent, skipped, failed, retried, inFlight atomic.Int64
 	bytesRead                                      atomic.Int64
@@ -153,7 +155,7 @@ func newSender(c config, con *console.Console) *sender {
 		ResponseHeaderTimeout: c.timeout,
 		ForceAttemptHTTP2:     true,
 	}
-	return &sender{cfg: c, http: &http.Client{Transport: tr, Timeout: c.timeout}, con: con}
+	return &sender{cfg: c, endpoint: c.url + "/liveEvent", auth: c.authorization(), http: &http.Client{Transport: tr, Timeout: c.timeout}, con: con}
 }
 
 // job is one valid event to send: its line number (the key's suffix) and its body.
@@ -315,11 +317,11 @@ func backoff(attempt int, limit time.Duration) time.Duration {
 }
 
 func (s *sender) post(ctx context.Context, body []byte, key string) (retryAfter time.Duration, err error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.cfg.url+"/liveEvent", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.endpoint, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("Authorization", s.cfg.authorization())
+	req.Header.Set("Authorization", s.auth)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Idempotency-Key", key)
 	start := time.Now()
