@@ -16,6 +16,7 @@ const maxRawLine = MaxLineBytes + 1
 // by TooLong, and reading goes on with the next one. Memory stays bounded by its buffer.
 type Scanner struct {
 	s        *bufio.Scanner
+	r        *errReader
 	line     int
 	tooLong  bool      // the current line is longer than MaxLineBytes
 	skipping bool      // inside a too-long line whose end has not been read yet
@@ -33,7 +34,8 @@ func NewScanner(r io.Reader) *Scanner { return newScanner(r, bufSize) }
 // use small buffers to put line ends at every place relative to the buffer's.
 func newScanner(r io.Reader, size int) *Scanner {
 	size = max(size, 2*maxRawLine)
-	sc := &Scanner{s: bufio.NewScanner(r)}
+	er := &errReader{r: r}
+	sc := &Scanner{s: bufio.NewScanner(er), r: er}
 	sc.s.Buffer(make([]byte, size), size)
 	sc.s.Split(sc.split)
 	return sc
@@ -94,6 +96,11 @@ func (sc *Scanner) Err() error { return sc.s.Err() }
 // split cuts lines at "\n" and measures them itself, so that a line longer than maxRawLine
 // is skipped in pieces rather than failing the bufio.Scanner with ErrTooLong.
 func (sc *Scanner) split(data []byte, atEOF bool) (advance int, token []byte, err error) {
+	if atEOF && sc.r.err != nil {
+		// bufio.Scanner hands over what it holds after a failed read as if the input had
+		// ended: the piece of a line the failure cut off must not become a last line.
+		return 0, nil, sc.r.err
+	}
 	i := bytes.IndexByte(data, '\n')
 	if sc.skipping {
 		if i < 0 && !atEOF {
@@ -129,6 +136,20 @@ func (sc *Scanner) split(data []byte, atEOF bool) (advance int, token []byte, er
 		return len(data), nil, nil
 	}
 	return 0, nil, nil
+}
+
+// errReader remembers the first error other than io.EOF its reader returned.
+type errReader struct {
+	r   io.Reader
+	err error
+}
+
+func (e *errReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if err != nil && err != io.EOF && e.err == nil {
+		e.err = err
+	}
+	return n, err
 }
 
 func (sc *Scanner) copyLong(piece []byte) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -289,6 +290,29 @@ func TestScannerReadError(t *testing.T) {
 		}
 		if err := sc.Err(); !errors.Is(err, errBoom) {
 			t.Errorf("after %d lines of %s: Scanner.Err() = %v; want %v", lines, short([]byte(prefix)), err, errBoom)
+		}
+	}
+	// A failed read in the middle of a line: the piece before the failure is no line, and
+	// no too-long line either (a stopped processor used to set such a piece aside).
+	for _, tc := range []struct {
+		prefix string
+		want   []string
+	}{
+		{"a\nb", []string{"a"}},
+		{"a\n" + x(200<<10), []string{"a"}},
+		{"a\n" + x(MaxLineBytes+10) + "\nc", []string{"a", "too long"}},
+	} {
+		sc := newScanner(io.MultiReader(strings.NewReader(tc.prefix), iotest.ErrReader(errBoom)), 0)
+		var got []string
+		for line, err := range sc.Lines() {
+			if errors.Is(err, ErrLineTooLong) {
+				got = append(got, "too long")
+				continue
+			}
+			got = append(got, string(line))
+		}
+		if !slices.Equal(got, tc.want) || !errors.Is(sc.Err(), errBoom) {
+			t.Errorf("Lines of %s then a read error = %q, Err() %v; want %q, %v", short([]byte(tc.prefix)), got, sc.Err(), tc.want, errBoom)
 		}
 	}
 }
