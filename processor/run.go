@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -264,7 +262,7 @@ func (p *processor) apply(ctx context.Context, claimed string) error {
 		return fmt.Errorf("%s: %w", claimed, err)
 	}
 	if done {
-		if err := sameDigest(claimed, digest); err != nil {
+		if err := sameDigest(ctx, claimed, digest); err != nil {
 			return err
 		}
 		fmt.Fprintf(p.out, "%s is already in the ledger (applied earlier); not applied again\n", name)
@@ -282,17 +280,17 @@ func (p *processor) apply(ctx context.Context, claimed string) error {
 // sameDigest checks that a file the ledger holds still has the bytes it was applied with. A
 // changed file is refused and left as it is: its old content counted, and its new content
 // cannot be applied under a name the ledger already holds.
-func sameDigest(path, want string) error {
+func sameDigest(ctx context.Context, path, want string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("open %s: %w", path, err)
 	}
 	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
+	got, err := hashFile(ctxReaderAt{ctx, f})
+	if err != nil {
 		return fmt.Errorf("read %s: %w", path, err)
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
+	if got != want {
 		return fmt.Errorf("%s: changed since it was applied (SHA-256 %s, the ledger has %s): not applied again, file left as it is; "+
 			"to apply the new lines, move them to a file with a new name", path, got, want)
 	}

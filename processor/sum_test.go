@@ -602,10 +602,14 @@ func (c *cancelAfter) Err() error {
 }
 
 // TestSumStops checks that a stop ends the read of a file, serial or in chunks, with the
-// context's error, without waiting for the rest of the file.
+// context's error, without waiting for the rest of the file, and that the piece of a line
+// the stop cut off is not set aside as a rejected line.
 func TestSumStops(t *testing.T) {
-	rng := rand.New(rand.NewPCG(testenv.Seed(t), 2))
-	path := writeEvents(t, genFile(rng, parallelMin+500_000, []int{8}))
+	var b strings.Builder
+	for i := 0; b.Len() < parallelMin+500_000; i++ {
+		fmt.Fprintf(&b, `{"userId":"u%d","name":"add_revenue","value":%d}`+"\n", i%1000, i%97)
+	}
+	path := writeEvents(t, []byte(b.String()))
 	for _, c := range []struct{ workers, chunks int }{{1, 1}, {2, 8}} {
 		for _, reads := range []int64{0, 3} {
 			ctx := &cancelAfter{Context: context.Background()}
@@ -618,6 +622,9 @@ func TestSumStops(t *testing.T) {
 			}
 			if calls := reads - ctx.n.Load(); calls > reads+int64(2*c.workers+1) {
 				t.Errorf("sumWith(stopped after %d reads, %d workers) read on %d more times after the stop", reads, c.workers, calls-reads)
+			}
+			if _, err := os.Stat(spool.RejectedName(path)); err == nil || strings.Contains(con.String(), "set aside") {
+				t.Errorf("sumWith(stopped after %d reads, %d workers) set a line aside from a file of valid lines:\n%s", reads, c.workers, con.String())
 			}
 		}
 	}
