@@ -165,10 +165,10 @@ type job struct {
 }
 
 // sendFile reads the file line by line and sends each valid event, with at most
-// cfg.concurrency requests in flight (a semaphore channel). Each slot of the semaphore is
-// worked by a long-lived goroutine, started the first time the slot is needed: a goroutine
-// per event paid for growing a fresh stack every time, and each request's contexts would
-// all hang off the run's one context, whose lock every request then took twice.
+// cfg.concurrency requests in flight (a semaphore channel). The requests are sent by at most
+// cfg.concurrency long-lived workers, started as the load needs them: a goroutine per event
+// paid for growing a fresh stack every time, and each request's contexts would all hang off
+// the run's one context, whose lock every request then took twice.
 func (s *sender) sendFile(ctx context.Context, r io.Reader) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -205,7 +205,12 @@ func (s *sender) sendFile(ctx context.Context, r io.Reader) error {
 				wg.Add(1)
 				go s.work(ctx, cancel, sem, jobs, j, &wg)
 			} else {
-				jobs <- j // a worker that just freed its slot takes it
+				select {
+				case jobs <- j: // a worker that just freed its slot takes it
+				case <-ctx.Done():
+					s.inFlight.Add(-1)
+					<-sem
+				}
 			}
 		}
 	}
