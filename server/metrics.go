@@ -90,7 +90,7 @@ func (m *metrics) watchWriter(w *spool.Writer) {
 }
 
 // watchReads adds the batched revenue lookups' counters, read at scrape time: lookups over
-// queries is how many GETs one query answers.
+// queries is lookups queued per query sent (cancelled ones and dropped batches included).
 func (m *metrics) watchReads(r *store.Reads) {
 	m.reg.NewCounterFunc("finonex_revenue_lookups_total", "GET /userEvents lookups queued for a query.", func() float64 { return float64(r.Stats().Lookups) })
 	m.reg.NewCounterFunc("finonex_revenue_queries_total", "Queries sent for lookups, each answering a batch of them.", func() float64 { return float64(r.Stats().Queries) })
@@ -98,7 +98,7 @@ func (m *metrics) watchReads(r *store.Reads) {
 	m.vars.Set("reads", expvar.Func(func() any {
 		s := r.Stats()
 		return map[string]any{"lookups": s.Lookups, "queries": s.Queries, "users": s.Users, "failed": s.Failed,
-			"cancelled": s.Cancelled, "full": s.Full, "queued": s.Queued, "in_flight": s.InFlight}
+			"dropped": s.Dropped, "cancelled": s.Cancelled, "full": s.Full, "queued": s.Queued, "in_flight": s.InFlight}
 	}))
 }
 
