@@ -20,6 +20,7 @@ type metrics struct {
 	retries     *prom.Counter
 	duration    *prom.Histogram
 	lastApplied *prom.Gauge
+	refused     *prom.CounterVec // requests to -addr answered with an error, by reason
 }
 
 // newMetrics registers every metric; ping tells PostgreSQL's state at scrape time.
@@ -35,6 +36,7 @@ func newMetrics(ping func(context.Context) error) *metrics {
 		retries:     reg.NewCounter("finonex_processor_retries_total", "Attempts made again: a watch cycle after a failed one, or a transaction after a deadlock or serialization failure."),
 		duration:    reg.NewHistogram("finonex_processor_apply_duration_seconds", "Time of each file's database transaction.", prom.SecondsBuckets()),
 		lastApplied: reg.NewGauge("finonex_processor_last_applied_timestamp_seconds", "Unix time of the last applied file, or of the last look that found nothing waiting: time() - this is the lag."),
+		refused:     reg.NewCounterVec("finonex_processor_http_refused_total", "Requests to -addr answered with an error, by reason: a scraper without the right credentials shows here.", "reason"),
 	}
 }
 

@@ -242,19 +242,27 @@ func newHandler(creds *auth.Credentials, h *health, p *processor) http.Handler {
 		g, err := creds.Authenticate(r)
 		switch {
 		case err != nil:
-			w.Header().Set("WWW-Authenticate", auth.ChallengeInvalidToken)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": err.Error()})
+			p.m.refuse(w, http.StatusUnauthorized, "unauthenticated", auth.ChallengeInvalidToken, err.Error())
 		case !g.Has(auth.OpsRead):
-			w.Header().Set("WWW-Authenticate", auth.ChallengeInsufficientScope)
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "the token's scopes do not allow this request"})
+			p.m.refuse(w, http.StatusForbidden, "forbidden", auth.ChallengeInsufficientScope, "the token's scopes do not allow this request")
 		default:
 			p.m.reg.ServeHTTP(w, r)
 		}
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such endpoint: see /healthz, /readyz, /metrics"})
+		p.m.refuse(w, http.StatusNotFound, "no_route", "", "no such endpoint: see /healthz, /readyz, /metrics")
 	})
 	return mux
+}
+
+// refuse is the one place a request to -addr gets an error: it counts the refusal by its
+// reason and answers it, with the challenge when there is one.
+func (m *metrics) refuse(w http.ResponseWriter, status int, reason, challenge, msg string) {
+	m.refused.With(reason).Inc()
+	if challenge != "" {
+		w.Header().Set("WWW-Authenticate", challenge)
+	}
+	writeJSON(w, status, map[string]string{"error": msg})
 }
 
 // writeJSON answers v as JSON. The values are maps of strings: they always encode.

@@ -219,6 +219,9 @@ func TestWatchMetrics(t *testing.T) {
 		t.Errorf("GET /metrics with a wrong secret = %d; want 401", got)
 	}
 	before := scrape(t, base)
+	if got, ok := before["finonex_processor_http_refused_total"].Sample("finonex_processor_http_refused_total", "reason", "unauthenticated"); !ok || got != 2 {
+		t.Errorf("finonex_processor_http_refused_total{reason=unauthenticated} = %v (found %v) after two refused scrapes; want 2", got, ok)
+	}
 	f.appendLive(t, add("m", 3)+"\n"+add("m", 4)+"\n"+"not json\n")
 	f.eventually(t, map[string]int64{"m": 7})
 	testenv.WaitFor(t, "the counters to move", func() bool {
