@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"finonex/internal/spool"
+	"finonex/internal/testenv"
 )
 
 // TestNamesNeverAppliedTwice is the issue's reproduction over many names: each events file is
@@ -22,7 +23,7 @@ func TestNamesNeverAppliedTwice(t *testing.T) {
 			t.Run(how+"/"+name, func(t *testing.T) {
 				f := newFixture(t)
 				path := filepath.Join(f.dir, name)
-				write(t, path, `{"userId":"u1","name":"add_revenue","value":5}`+"\n")
+				testenv.WriteFile(t, path, `{"userId":"u1","name":"add_revenue","value":5}`+"\n")
 				if res := f.runAs(t, how, path); res.err != nil {
 					t.Fatalf("first run on %q = %v\n%s", path, res.err, res.stdout)
 				}
@@ -47,7 +48,7 @@ func TestNamesNeverAppliedTwice(t *testing.T) {
 						copied = filepath.Join(f.dir, copied)
 					}
 					for _, as := range []string{"argument", "-events-file"} {
-						write(t, copied, read(t, processed))
+						testenv.WriteFile(t, copied, testenv.ReadFile(t, processed))
 						res := f.runAs(t, as, copied)
 						switch {
 						case copied == claimed && as == "argument":
@@ -84,7 +85,7 @@ func TestNamesNeverAppliedTwice(t *testing.T) {
 func TestChangedFileRefused(t *testing.T) {
 	f := newFixture(t)
 	processed, claimed := f.appliedOnce(t)
-	write(t, claimed, add("u1", 5)+"\n"+add("u1", 7)+"\n")
+	testenv.WriteFile(t, claimed, add("u1", 5)+"\n"+add("u1", 7)+"\n")
 	if err := os.Remove(processed); err != nil {
 		t.Fatal(err)
 	}
@@ -104,7 +105,7 @@ func TestChangedFileRefused(t *testing.T) {
 func TestSameLinesFromTheLiveFileCount(t *testing.T) {
 	f := newFixture(t)
 	for range 2 {
-		write(t, f.live, add("canary", 1)+"\n")
+		testenv.WriteFile(t, f.live, add("canary", 1)+"\n")
 		if res := f.run(t); res.err != nil {
 			t.Fatal(res.err)
 		}
@@ -143,12 +144,12 @@ func (f *fixture) only(t *testing.T, kind spool.Kind) string {
 // renamed to its _duplicate name; no later run, plain or watching, applies it.
 func TestDuplicateNeverPickedUp(t *testing.T) {
 	f := newFixture(t)
-	write(t, f.live, add("u1", 5)+"\n")
+	testenv.WriteFile(t, f.live, add("u1", 5)+"\n")
 	if res := f.run(t); res.err != nil {
 		t.Fatal(res.err)
 	}
 	again := filepath.Join(f.dir, "again.jsonl")
-	write(t, again, add("u1", 5)+"\n")
+	testenv.WriteFile(t, again, add("u1", 5)+"\n")
 	res := f.run(t, again)
 	if res.err == nil || !strings.Contains(res.err.Error(), "same content") || !strings.Contains(res.err.Error(), "_duplicate") {
 		t.Fatalf("processor %q (applied bytes) = %v; want a refusal naming the _duplicate file", again, res.err)
@@ -172,8 +173,8 @@ func TestRefusedLeftoverDoesNotStopThePipeline(t *testing.T) {
 	if err := os.Rename(processed, claimed); err != nil {
 		t.Fatal(err)
 	}
-	write(t, claimed, add("u1", 500)+"\n") // changed after it was applied
-	write(t, f.live, add("u2", 7)+"\n")
+	testenv.WriteFile(t, claimed, add("u1", 500)+"\n") // changed after it was applied
+	testenv.WriteFile(t, f.live, add("u2", 7)+"\n")
 	res := f.run(t)
 	if res.err == nil || !strings.Contains(res.err.Error(), "changed since it was applied") {
 		t.Errorf("run with a changed leftover = %v; want it reported", res.err)
@@ -185,7 +186,7 @@ func TestRefusedLeftoverDoesNotStopThePipeline(t *testing.T) {
 // file and the claimed name it had.
 func (f *fixture) appliedOnce(t *testing.T) (processed, claimed string) {
 	t.Helper()
-	write(t, f.live, add("u1", 5)+"\n")
+	testenv.WriteFile(t, f.live, add("u1", 5)+"\n")
 	if res := f.run(t); res.err != nil {
 		t.Fatal(res.err)
 	}

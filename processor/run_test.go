@@ -21,6 +21,7 @@ import (
 	"finonex/internal/pgtest"
 	"finonex/internal/spool"
 	"finonex/internal/store"
+	"finonex/internal/testenv"
 )
 
 type result struct {
@@ -95,22 +96,6 @@ func (f *fixture) files(t *testing.T) []string {
 	return names
 }
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func read(t *testing.T, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func add(user string, v int64) string {
 	return string(event.AppendJSON(nil, event.Record{Event: event.Event{UserID: user, Name: event.AddRevenue, Value: v}}))
 }
@@ -137,7 +122,7 @@ func TestNothingToProcess(t *testing.T) {
 	}
 	// The live file of a server that has written nothing yet is nothing to process either:
 	// it is left in place, unclaimed.
-	write(t, f.live, "")
+	testenv.WriteFile(t, f.live, "")
 	for _, dsn := range []string{f.dsn, pgtest.UnreachableDSN} {
 		res := runProc(t, "-events-file", f.live, "-db", dsn)
 		if res.err != nil || !strings.Contains(res.stdout, "nothing to process") {
@@ -179,7 +164,7 @@ func TestProcessFile(t *testing.T) {
 		"bad crlf\r",  // 10 invalid, CRLF
 		add("bob", 5), // 11, no final newline
 	}, "\n")
-	write(t, f.live, content)
+	testenv.WriteFile(t, f.live, content)
 
 	res := f.run(t)
 	if res.err != nil {
@@ -198,11 +183,11 @@ func TestProcessFile(t *testing.T) {
 		t.Fatalf("directory holds %v; want NAME_<claim>_processed.jsonl and NAME_<claim>_rejected.jsonl", names)
 	}
 	claimedBase := strings.TrimSuffix(processed, "_processed.jsonl") + ".jsonl"
-	if got := read(t, filepath.Join(f.dir, processed)); got != content {
+	if got := testenv.ReadFile(t, filepath.Join(f.dir, processed)); got != content {
 		t.Errorf("processed file differs from what was claimed")
 	}
 	wantRejected := "not json\n" + long + "\n" + `{"userId":"carol","name":"add_revenue","value":-1}` + "\n" + "bad crlf\r\n"
-	if got := read(t, filepath.Join(f.dir, rejected)); got != wantRejected {
+	if got := testenv.ReadFile(t, filepath.Join(f.dir, rejected)); got != wantRejected {
 		t.Errorf("rejected file = %.200q...; want %.200q... (every invalid line, as it was)", got, wantRejected)
 	}
 
@@ -249,7 +234,7 @@ func TestProcessFile(t *testing.T) {
 	f.wantRevenue(t, map[string]int64{"alice": 71, "bob": 12})
 
 	// Revenue accumulates across runs.
-	write(t, f.live, add("alice", 10)+"\n"+sub("dave", 4)+"\n")
+	testenv.WriteFile(t, f.live, add("alice", 10)+"\n"+sub("dave", 4)+"\n")
 	if res := f.run(t); res.err != nil || res.stderr != "" {
 		t.Fatalf("third run = %v, stderr %q", res.err, res.stderr)
 	}
@@ -270,8 +255,8 @@ func TestLeftoverClaimedFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, leftover, add("dave", 3)+"\n")
-	write(t, f.live, add("dave", 4)+"\n")
+	testenv.WriteFile(t, leftover, add("dave", 3)+"\n")
+	testenv.WriteFile(t, f.live, add("dave", 4)+"\n")
 	res := f.run(t)
 	if res.err != nil {
 		t.Fatalf("run = %v; stderr:\n%s", res.err, res.stderr)
@@ -297,7 +282,7 @@ func TestLeftoverAlreadyInLedger(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, leftover, add("erin", 50)+"\n")
+	testenv.WriteFile(t, leftover, add("erin", 50)+"\n")
 	// A processor applied it and died before the rename.
 	digest := sha256.Sum256([]byte(add("erin", 50) + "\n"))
 	if _, err := f.db.DB().Exec(`INSERT INTO processed_files (file_name, events, users, net_revenue, sha256) VALUES ($1, 1, 1, 50, $2)`,
@@ -312,7 +297,7 @@ func TestLeftoverAlreadyInLedger(t *testing.T) {
 		t.Errorf("stdout %q; want \"already in the ledger\"", res.stdout)
 	}
 	f.wantRevenue(t, map[string]int64{})
-	if got := read(t, spool.ProcessedName(leftover)); got != add("erin", 50)+"\n" {
+	if got := testenv.ReadFile(t, spool.ProcessedName(leftover)); got != add("erin", 50)+"\n" {
 		t.Errorf("processed file = %q", got)
 	}
 	if _, err := os.Stat(leftover); !errors.Is(err, os.ErrNotExist) {
@@ -327,7 +312,7 @@ func TestLeasedFileLeftAlone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, leftover, add("ivy", 1)+"\n")
+	testenv.WriteFile(t, leftover, add("ivy", 1)+"\n")
 	lease, err := spool.Take(leftover)
 	if err != nil {
 		t.Fatalf("Take = %v", err)
@@ -354,10 +339,10 @@ func TestNamedFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	write(t, a, add("fay", 1)+"\n")
-	write(t, b, add("fay", 2)+"\n")
-	write(t, c, add("fay", 4)+"\n")
-	write(t, f.live, add("untouched", 1)+"\n")
+	testenv.WriteFile(t, a, add("fay", 1)+"\n")
+	testenv.WriteFile(t, b, add("fay", 2)+"\n")
+	testenv.WriteFile(t, c, add("fay", 4)+"\n")
+	testenv.WriteFile(t, f.live, add("untouched", 1)+"\n")
 	res := f.run(t, a, b, c)
 	if res.err != nil {
 		t.Fatalf("run a b c = %v; stderr:\n%s", res.err, res.stderr)
@@ -366,7 +351,7 @@ func TestNamedFiles(t *testing.T) {
 	if !strings.Contains(res.stdout, "done: 3 files, 3 events applied, 3 user totals updated") {
 		t.Errorf("stdout %q; want 3 files", res.stdout)
 	}
-	if got := read(t, f.live); got != add("untouched", 1)+"\n" {
+	if got := testenv.ReadFile(t, f.live); got != add("untouched", 1)+"\n" {
 		t.Errorf("the live file was touched: %q", got)
 	}
 	if _, err := os.Stat(spool.ProcessedName(c)); err != nil {
@@ -392,7 +377,7 @@ func TestNamedFiles(t *testing.T) {
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.name != "missing file" && tt.name != "processed file" {
-				write(t, tt.path, add("nobody", 1)+"\n")
+				testenv.WriteFile(t, tt.path, add("nobody", 1)+"\n")
 			}
 			res := f.run(t, tt.path)
 			if res.err == nil || !strings.Contains(res.err.Error(), tt.want) {
@@ -424,7 +409,7 @@ func TestNamedMissingClaimedFile(t *testing.T) {
 // other. (An empty live file is left alone: TestNothingToProcess.)
 func TestEmptyFile(t *testing.T) {
 	f := newFixture(t)
-	write(t, f.live, "")
+	testenv.WriteFile(t, f.live, "")
 	res := f.run(t, f.live)
 	if res.err != nil || !strings.Contains(res.stdout, "done: 1 files, 0 events applied") {
 		t.Errorf("run on an empty file = %v, stdout %q; want nil and 1 file, 0 events", res.err, res.stdout)
@@ -438,7 +423,7 @@ func TestEmptyFile(t *testing.T) {
 func TestDatabaseUnreachable(t *testing.T) {
 	f := newFixture(t)
 	content := add("gus", 5) + "\nnot json\n"
-	write(t, f.live, content)
+	testenv.WriteFile(t, f.live, content)
 	res := runProc(t, "-events-file", f.live, "-db", pgtest.UnreachableDSN)
 	if res.err == nil {
 		t.Fatalf("run with PostgreSQL unreachable = nil; want an error")
@@ -450,7 +435,7 @@ func TestDatabaseUnreachable(t *testing.T) {
 	if err != nil || len(left) != 1 {
 		t.Fatalf("leftovers after the failure = %v, %v; want the claimed file", left, err)
 	}
-	if got := read(t, left[0]); got != content {
+	if got := testenv.ReadFile(t, left[0]); got != content {
 		t.Errorf("claimed file = %q; want %q", got, content)
 	}
 	if _, err := os.Stat(f.live); !errors.Is(err, os.ErrNotExist) {
@@ -483,7 +468,7 @@ func TestOverflow(t *testing.T) {
 		b.WriteString(add("whale", event.MaxValue) + "\n")
 	}
 	b.WriteString(add("minnow", 1) + "\n")
-	write(t, f.live, b.String())
+	testenv.WriteFile(t, f.live, b.String())
 	res := f.run(t)
 	if res.err != nil {
 		t.Fatalf("run = %v", res.err)
@@ -504,7 +489,7 @@ func TestOverflow(t *testing.T) {
 	}
 
 	// Across files the database refuses the overflow: nothing of the file is applied.
-	write(t, f.live, add("whale", event.MaxValue)+"\n"+add("minnow", 1)+"\n")
+	testenv.WriteFile(t, f.live, add("whale", event.MaxValue)+"\n"+add("minnow", 1)+"\n")
 	res = f.run(t)
 	if res.err == nil || !strings.Contains(res.err.Error(), "nothing applied") {
 		t.Fatalf("run whose sum overflows the stored total = %v; want an error saying nothing was applied", res.err)

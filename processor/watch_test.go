@@ -136,7 +136,7 @@ func TestWatchAppliesFilesAsTheyCome(t *testing.T) {
 // is not needed while nothing waits.
 func TestWatchIdleClaimsNothing(t *testing.T) {
 	f := newFixture(t)
-	write(t, f.live, "")
+	testenv.WriteFile(t, f.live, "")
 	w := f.startWatch(t, pgtest.UnreachableDSN)
 	time.Sleep(300 * time.Millisecond) // fifteen intervals
 	w.stop(t)
@@ -191,7 +191,7 @@ func TestWatchStopsMidApply(t *testing.T) {
 		b.WriteString(add(u, 1) + "\n")
 		want[u]++
 	}
-	write(t, f.live, b.String())
+	testenv.WriteFile(t, f.live, b.String())
 	w := f.startWatch(t, f.dsn)
 	testenv.WaitFor(t, "the live file claimed", func() bool {
 		left, _ := spool.Leftovers(f.live)

@@ -124,7 +124,7 @@ func TestClaim(t *testing.T) {
 	if got, err := spool.Claim(live, time.Now()); got != "" || err != nil {
 		t.Errorf("Claim of a missing file = %q, %v; want \"\", nil", got, err)
 	}
-	writeFile(t, live, "one\n")
+	testenv.WriteFile(t, live, "one\n")
 	claimed, err := spool.Claim(live, time.Now())
 	if err != nil {
 		t.Fatalf("Claim: %v", err)
@@ -135,7 +135,7 @@ func TestClaim(t *testing.T) {
 	if _, err := os.Stat(live); !os.IsNotExist(err) {
 		t.Errorf("live file after Claim: %v; want it gone", err)
 	}
-	if got := readFile(t, claimed); got != "one\n" {
+	if got := testenv.ReadFile(t, claimed); got != "one\n" {
 		t.Errorf("claimed file = %q; want %q", got, "one\n")
 	}
 }
@@ -146,7 +146,7 @@ func TestClaim(t *testing.T) {
 func TestClaimWaitsForWriterMidBatch(t *testing.T) {
 	dir := t.TempDir()
 	live := filepath.Join(dir, "events.jsonl")
-	writeFile(t, live, "one\n")
+	testenv.WriteFile(t, live, "one\n")
 	f, err := os.OpenFile(live, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -209,16 +209,16 @@ func TestLeftovers(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, name, "x\n")
+		testenv.WriteFile(t, name, "x\n")
 		return name
 	}
-	writeFile(t, live, "live\n")
+	testenv.WriteFile(t, live, "live\n")
 	late := claim(live, 3*time.Hour)
 	early := claim(live, time.Second)
 	middle := claim(live, time.Minute)
 	done := claim(live, 2*time.Second)
-	writeFile(t, spool.RejectedName(done), "bad\n")
-	writeFile(t, spool.RejectedName(middle), "bad\n")
+	testenv.WriteFile(t, spool.RejectedName(done), "bad\n")
+	testenv.WriteFile(t, spool.RejectedName(middle), "bad\n")
 	if _, err := spool.MarkProcessed(done); err != nil {
 		t.Fatal(err)
 	}
@@ -250,7 +250,7 @@ func TestLeftovers(t *testing.T) {
 func TestMarkProcessed(t *testing.T) {
 	dir := t.TempDir()
 	live := filepath.Join(dir, "events.jsonl")
-	writeFile(t, live, "one\n")
+	testenv.WriteFile(t, live, "one\n")
 	claimed, err := spool.Claim(live, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -265,7 +265,7 @@ func TestMarkProcessed(t *testing.T) {
 	if _, err := os.Stat(claimed); !os.IsNotExist(err) {
 		t.Errorf("claimed file after MarkProcessed: %v; want it gone", err)
 	}
-	if got := readFile(t, done); got != "one\n" {
+	if got := testenv.ReadFile(t, done); got != "one\n" {
 		t.Errorf("processed file = %q; want %q", got, "one\n")
 	}
 	if left, err := spool.Leftovers(live); err != nil || len(left) != 0 {
@@ -288,7 +288,7 @@ func TestRecent(t *testing.T) {
 	old, recent := since.Add(-time.Minute), since.Add(time.Minute)
 	file := func(name string, mtime time.Time) string {
 		t.Helper()
-		writeFile(t, name, "x\n")
+		testenv.WriteFile(t, name, "x\n")
 		if err := os.Chtimes(name, mtime, mtime); err != nil {
 			t.Fatal(err)
 		}
@@ -332,7 +332,7 @@ func TestRecentWithoutExtension(t *testing.T) {
 	dir := t.TempDir()
 	live := filepath.Join(dir, "server_events")
 	since := time.Now().Add(-time.Hour)
-	writeFile(t, live, "one\n")
+	testenv.WriteFile(t, live, "one\n")
 	claimed, err := spool.Claim(live, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -341,7 +341,7 @@ func TestRecentWithoutExtension(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, live, "two\n")
+	testenv.WriteFile(t, live, "two\n")
 	got, err := spool.Recent(live, since)
 	if err != nil {
 		t.Fatalf("Recent: %v", err)

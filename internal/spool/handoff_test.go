@@ -189,7 +189,7 @@ func TestHandoffConcurrentClaims(t *testing.T) {
 	t.Logf("%d lines acknowledged and read in %d claimed files, %v", len(acked), len(claims), time.Since(start).Round(time.Millisecond))
 	checkHandoff(t, live, claims, acked)
 	for _, c := range claims {
-		if readFile(t, c.path) != c.content {
+		if testenv.ReadFile(t, c.path) != c.content {
 			t.Errorf("%s changed after it was read", c.path)
 		}
 	}

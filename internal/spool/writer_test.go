@@ -186,7 +186,7 @@ func TestOpenRepairsTornTail(t *testing.T) {
 			if err != nil {
 				t.Fatalf("Open: %v", err)
 			}
-			if got := readFile(t, path); got != tc.kept {
+			if got := testenv.ReadFile(t, path); got != tc.kept {
 				t.Errorf("file after Open = %s; want %s", abbrev(got), abbrev(tc.kept))
 			}
 			if err := w.Append([]byte("new")); err != nil {
@@ -195,7 +195,7 @@ func TestOpenRepairsTornTail(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatalf("Close: %v", err)
 			}
-			if got, want := readFile(t, path), tc.kept+"new\n"; got != want {
+			if got, want := testenv.ReadFile(t, path), tc.kept+"new\n"; got != want {
 				t.Errorf("file after Append = %s; want %s", abbrev(got), abbrev(want))
 			}
 		})
@@ -319,10 +319,10 @@ func TestAppendAfterClaim(t *testing.T) {
 	if err := w.Append([]byte("two")); err != nil {
 		t.Fatalf("Append: %v", err)
 	}
-	if got := readFile(t, claimed); got != "one\n" {
+	if got := testenv.ReadFile(t, claimed); got != "one\n" {
 		t.Errorf("claimed file = %q; want %q", got, "one\n")
 	}
-	if got := readFile(t, path); got != "two\n" {
+	if got := testenv.ReadFile(t, path); got != "two\n" {
 		t.Errorf("live file = %q; want %q", got, "two\n")
 	}
 }

@@ -1,6 +1,6 @@
 // Package testenv is what the module's tests share beyond PostgreSQL (see pgtest): the one
-// seed of every randomized test, a log buffer a program and its test may use at once, and
-// polling for a condition instead of a fixed sleep.
+// seed of every randomized test, a log buffer a program and its test may use at once,
+// polling for a condition instead of a fixed sleep, and reading and writing whole files.
 package testenv
 
 import (
@@ -63,4 +63,22 @@ func WaitFor(t testing.TB, what string, cond func() bool) {
 		}
 		time.Sleep(200 * time.Microsecond)
 	}
+}
+
+// WriteFile writes content to path (mode 0644), failing the test on an error.
+func WriteFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// ReadFile returns the content of path, failing the test on an error.
+func ReadFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
