@@ -754,15 +754,15 @@ func tokenIngest(b *testing.B, dir, dsn string, size benchSize) benchRow {
 		os.Mkdir(filepath.Dir(live), 0o755)
 		if withToken {
 			srv := startServer(b, live, dsn, "127.0.0.1:0", "-secret", "", "-token-keys", keys)
-			cpu := cpuTime(srv.cmd.Process.Pid)
+			cpu := procstat.CPUTime(srv.cmd.Process.Pid)
 			tokenRates = append(tokenRates, clientRate(b, input, srv.url(), "-token", tok))
-			tokenCPU += cpuTime(srv.cmd.Process.Pid) - cpu
+			tokenCPU += procstat.CPUTime(srv.cmd.Process.Pid) - cpu
 			srv.stop()
 		} else {
 			srv := startServer(b, live, dsn, "127.0.0.1:0")
-			cpu := cpuTime(srv.cmd.Process.Pid)
+			cpu := procstat.CPUTime(srv.cmd.Process.Pid)
 			secretRates = append(secretRates, clientRate(b, input, srv.url(), "-secret", testSecret))
-			secretCPU += cpuTime(srv.cmd.Process.Pid) - cpu
+			secretCPU += procstat.CPUTime(srv.cmd.Process.Pid) - cpu
 			srv.stop()
 		}
 		os.RemoveAll(filepath.Dir(live))
@@ -1018,7 +1018,7 @@ func freshness(b *testing.B, dir string, size benchSize, rate float64, interval 
 	var pending []marker // acknowledged, not yet seen, oldest first
 
 	time.Sleep(size.freshWarm) // the load and the processor settle into their steady state
-	t0, ok0, proc0, srv0, gen0 := time.Now(), ok.Load(), cpuTime(proc.Process.Pid), cpuTime(srv.cmd.Process.Pid), cpuTime(os.Getpid())
+	t0, ok0, proc0, srv0, gen0 := time.Now(), ok.Load(), procstat.CPUTime(proc.Process.Pid), procstat.CPUTime(srv.cmd.Process.Pid), procstat.CPUTime(os.Getpid())
 
 	stopMarkers, markersDone := make(chan struct{}), make(chan struct{})
 	go func() {
@@ -1117,7 +1117,7 @@ func freshness(b *testing.B, dir string, size benchSize, rate float64, interval 
 	time.Sleep(size.freshFor)
 	close(stopMarkers)
 	<-markersDone
-	t1, ok1, proc1, srv1, gen1 := time.Now(), ok.Load(), cpuTime(proc.Process.Pid), cpuTime(srv.cmd.Process.Pid), cpuTime(os.Getpid())
+	t1, ok1, proc1, srv1, gen1 := time.Now(), ok.Load(), procstat.CPUTime(proc.Process.Pid), procstat.CPUTime(srv.cmd.Process.Pid), procstat.CPUTime(os.Getpid())
 
 	// The load goes on until the last marker is seen, so that the last ones are measured
 	// under it too.
@@ -1260,7 +1260,7 @@ type cpuSplit struct {
 }
 
 func startCPU(server int) *cpuSplit {
-	return &cpuSplit{pid: server, generator: cpuTime(os.Getpid()), server: cpuTime(server), postgresAt: postgresCPU()}
+	return &cpuSplit{pid: server, generator: procstat.CPUTime(os.Getpid()), server: procstat.CPUTime(server), postgresAt: procstat.CPUTimesOf("postgres")}
 }
 
 // stop turns the totals since startCPU into CPU per request, over n requests. PostgreSQL's
@@ -1269,52 +1269,17 @@ func startCPU(server int) *cpuSplit {
 func (c *cpuSplit) stop(n float64) {
 	per := func(d time.Duration) time.Duration { return time.Duration(float64(d) / max(n, 1)) }
 	var pg time.Duration
-	for pid, now := range postgresCPU() {
+	for pid, now := range procstat.CPUTimesOf("postgres") {
 		if at := c.postgresAt[pid]; now >= at {
 			pg += now - at
 		} else {
 			pg += now // the pid was taken again by a new process
 		}
 	}
-	c.generator, c.server, c.postgres = per(cpuTime(os.Getpid())-c.generator), per(cpuTime(c.pid)-c.server), per(pg)
-}
-
-// postgresCPU is the CPU time used so far by each process named postgres on this machine:
-// the server's backends, its background workers and the postmaster.
-func postgresCPU() map[int]time.Duration {
-	cpu := make(map[int]time.Duration)
-	dirs, _ := os.ReadDir("/proc")
-	for _, d := range dirs {
-		pid, err := strconv.Atoi(d.Name())
-		if err != nil {
-			continue
-		}
-		if comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); err == nil && strings.TrimSpace(string(comm)) == "postgres" {
-			cpu[pid] = cpuTime(pid)
-		}
-	}
-	return cpu
+	c.generator, c.server, c.postgres = per(procstat.CPUTime(os.Getpid())-c.generator), per(procstat.CPUTime(c.pid)-c.server), per(pg)
 }
 
 func us(d time.Duration) string { return fmt.Sprintf("%.1f µs", float64(d)/float64(time.Microsecond)) }
-
-// cpuTime is the CPU time, user and system, that process pid has used: utime and stime,
-// fields 14 and 15 of /proc/<pid>/stat, in clock ticks of 1/100 s (USER_HZ, 100 on Linux).
-// It is 0 when the file cannot be read.
-func cpuTime(pid int) time.Duration {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Field 2, the command name, is in parentheses and may hold spaces: count after it.
-	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseInt(f[11], 10, 64)
-	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
-}
 
 // keyMemoryLine is TestBytesPerKey's line for steady traffic.
 var keyMemoryLine = regexp.MustCompile(`steady: (\d+) keys live.*?([\d.]+) at the peak`)
