@@ -10,9 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/signal"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"finonex/internal/auth"
@@ -32,7 +30,7 @@ func runService(ctx context.Context, p *processor, c config, stderr io.Writer) e
 	log := logs.NewLogger(stderr, c.logFormat)
 	tokens, err := auth.LoadVerifier(c.tokenKeys, c.tokenAudience, c.tokenIssuer)
 	if err != nil {
-		return cli.UsageError{Err: fmt.Errorf("-token-keys: %w", err)}
+		return cli.CheckFlag("token-keys", err)
 	}
 	h := &p.health
 	p.m.watchBacklog(c.eventsFile)
@@ -53,21 +51,7 @@ func runService(ctx context.Context, p *processor, c config, stderr io.Writer) e
 		logs.Listening(log, ln.Addr())
 		go func() { served <- srv.Serve(ln) }()
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	hupCtx, stopHUP := context.WithCancel(ctx)
-	hupDone := make(chan struct{})
-	go func() {
-		defer close(hupDone)
-		auth.ReloadOnSignal(hupCtx, hup, tokens, c.tokenKeys, func(err error) {
-			if err != nil {
-				log.Error("token keys not reloaded: the keys in use stay", "err", err)
-				return
-			}
-			log.Info("token keys reloaded")
-		})
-	}()
+	stopReload := auth.WatchReload(ctx, log, tokens, c.tokenKeys)
 
 	start := time.Now()
 	if c.watch {
@@ -76,8 +60,7 @@ func runService(ctx context.Context, p *processor, c config, stderr io.Writer) e
 	} else {
 		err = p.once(ctx, c.eventsFile, c.files)
 	}
-	stopHUP()
-	<-hupDone
+	stopReload()
 	if srv != nil {
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
@@ -239,21 +222,20 @@ func newHandler(creds *auth.Credentials, h *health, p *processor) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
-		g, err := creds.Authenticate(r)
-		switch {
-		case err != nil:
-			p.m.refuse(w, http.StatusUnauthorized, "unauthenticated", auth.ChallengeInvalidToken, err.Error())
-		case !g.Has(auth.OpsRead):
-			p.m.refuse(w, http.StatusForbidden, "forbidden", auth.ChallengeInsufficientScope, "the token's scopes do not allow this request")
-		default:
-			p.m.reg.ServeHTTP(w, r)
+		if ref := creds.Allow(r, opsRead); ref != nil {
+			p.m.refuse(w, ref.Status, ref.Reason, ref.Challenge, ref.Msg)
+			return
 		}
+		p.m.reg.ServeHTTP(w, r)
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		p.m.refuse(w, http.StatusNotFound, "no_route", "", "no such endpoint: see /healthz, /readyz, /metrics")
 	})
 	return mux
 }
+
+// opsRead lets through the requests whose grant has ops:read.
+func opsRead(g auth.Grant, _ *http.Request) bool { return g.Has(auth.OpsRead) }
 
 // refuse is the one place a request to -addr gets an error: it counts the refusal by its
 // reason and answers it, with the challenge when there is one.

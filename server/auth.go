@@ -21,14 +21,10 @@ func readsUser(g auth.Grant, r *http.Request) bool {
 // allow it (else 403). Neither refusal reads the body or touches any data.
 func require(creds *auth.Credentials, errs *errorWriter, ok allowed, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		g, err := creds.Authenticate(r)
-		switch {
-		case err != nil:
-			errs.write(w, r, errUnauthenticated(err.Error()))
-		case !ok(g, r):
-			errs.write(w, r, errForbidden)
-		default:
-			next.ServeHTTP(w, r)
+		if ref := creds.Allow(r, ok); ref != nil {
+			errs.write(w, r, &apiError{status: ref.Status, reason: ref.Reason, msg: ref.Msg, challenge: ref.Challenge})
+			return
 		}
+		next.ServeHTTP(w, r)
 	})
 }

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-
-	"finonex/internal/auth"
 )
 
 // apiError is an error the caller is told about: its status, a short message, and the
@@ -29,15 +27,6 @@ func badRequest(format string, args ...any) *apiError {
 func unavailable(reason, msg string) *apiError {
 	return &apiError{status: http.StatusServiceUnavailable, reason: reason, msg: msg, retryAfter: true}
 }
-
-// errUnauthenticated is a 401: no credentials, or bad ones. msg says which check failed,
-// never what the header held.
-func errUnauthenticated(msg string) *apiError {
-	return &apiError{status: http.StatusUnauthorized, reason: "unauthenticated", msg: msg, challenge: auth.ChallengeInvalidToken}
-}
-
-// errForbidden is a 403: good credentials that do not allow this request.
-var errForbidden = &apiError{status: http.StatusForbidden, reason: "forbidden", msg: "the token's scopes do not allow this request", challenge: auth.ChallengeInsufficientScope}
 
 // errorWriter turns errors into responses and counts them by reason.
 type errorWriter struct {

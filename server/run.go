@@ -8,10 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"finonex/internal/auth"
@@ -117,7 +114,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	tokens, err := auth.LoadVerifier(c.tokenKeys, c.tokenAudience, c.tokenIssuer)
 	if err != nil {
-		return cli.UsageError{Err: fmt.Errorf("-token-keys: %w", err)}
+		return cli.CheckFlag("token-keys", err)
 	}
 	db, err := store.Open(c.dsn)
 	if err != nil {
@@ -170,19 +167,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	// SIGHUP is caught before the listening line, which tells tests and scripts that it is.
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	stopReload := auth.WatchReload(ctx, log, tokens, c.tokenKeys)
 	logs.Listening(log, ln.Addr())
 
 	var bg sync.WaitGroup
 	bgCtx, stopBG := context.WithCancel(ctx)
-	bg.Add(2)
+	bg.Add(1)
 	go func() { defer bg.Done(); logStats(bgCtx, log, m, c.statsInterval) }()
-	go func() { defer bg.Done(); auth.ReloadOnSignal(bgCtx, hup, tokens, c.tokenKeys, reported(log)) }()
 	serveErr := serve(ctx, log, srv, ln, c.shutdown)
 	stopBG()
 	bg.Wait()
+	stopReload()
 	if err := errors.Join(serveErr, w.Close()); err != nil {
 		return err
 	}
@@ -208,15 +203,4 @@ func serve(ctx context.Context, log *slog.Logger, srv *http.Server, ln net.Liste
 		return errors.Join(err, shutdownErr)
 	}
 	return shutdownErr
-}
-
-// reported logs the outcome of a SIGHUP reload of the token keys.
-func reported(log *slog.Logger) func(error) {
-	return func(err error) {
-		if err != nil {
-			log.Error("token keys not reloaded: the keys in use stay", "err", err)
-			return
-		}
-		log.Info("token keys reloaded")
-	}
 }

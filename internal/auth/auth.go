@@ -8,9 +8,12 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"finonex/internal/token"
 )
@@ -125,6 +128,54 @@ func LoadVerifier(path, audience, issuer string) (*token.Verifier, error) {
 		return nil, err
 	}
 	return v, nil
+}
+
+// Refusal is a request refused for its credentials: the status (401 or 403), the reason it
+// is counted under, the WWW-Authenticate challenge, and a message that never holds what the
+// header held.
+type Refusal struct {
+	Status            int
+	Reason, Challenge string
+	Msg               string
+}
+
+// Allow authenticates r and asks ok whether its grant lets r through. It returns nil when
+// it does, a 401 Refusal for missing or bad credentials, and a 403 one for a grant ok
+// refuses. Every program answers its refusals from here, so they read the same.
+func (c *Credentials) Allow(r *http.Request, ok func(Grant, *http.Request) bool) *Refusal {
+	g, err := c.Authenticate(r)
+	switch {
+	case err != nil:
+		return &Refusal{Status: http.StatusUnauthorized, Reason: "unauthenticated", Challenge: ChallengeInvalidToken, Msg: err.Error()}
+	case !ok(g, r):
+		return &Refusal{Status: http.StatusForbidden, Reason: "forbidden", Challenge: ChallengeInsufficientScope, Msg: "the token's scopes do not allow this request"}
+	}
+	return nil
+}
+
+// WatchReload reloads v's key set from path on every SIGHUP until the returned stop is
+// called, and logs each outcome to log; a file that does not load keeps the keys in use.
+// SIGHUP is caught before WatchReload returns, so a program may say it is ready right after.
+func WatchReload(ctx context.Context, log *slog.Logger, v *token.Verifier, path string) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		ReloadOnSignal(ctx, hup, v, path, func(err error) {
+			if err != nil {
+				log.Error("token keys not reloaded: the keys in use stay", "err", err)
+				return
+			}
+			log.Info("token keys reloaded")
+		})
+	}()
+	return func() {
+		cancel()
+		<-done
+		signal.Stop(hup)
+	}
 }
 
 // ReloadOnSignal reloads the key set at path into v each time sig delivers, until ctx ends,
