@@ -103,7 +103,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	f, err := os.Open(c.file)
 	if err != nil {
-		return cli.UsageError{Err: fmt.Errorf("-file: %w", err)}
+		return cli.CheckFlag("file", err)
 	}
 	defer f.Close()
 	size := int64(-1)

@@ -101,12 +101,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	db, err := store.Open(c.dsn)
 	if err != nil {
-		return cli.UsageError{Err: fmt.Errorf("-db: %w", err)}
+		return cli.CheckFlag("db", err)
 	}
 	defer db.Close()
 	live, err := filepath.Abs(c.eventsFile)
 	if err != nil {
-		return cli.UsageError{Err: fmt.Errorf("-events-file: %w", err)}
+		return cli.CheckFlag("events-file", err)
 	}
 	p := &processor{db: db, con: console.New(stderr, c.quiet), out: stdout, every: c.every, live: live, crashAt: getenv(crashEnv), m: newMetrics(db.Ping)}
 	if c.watch || c.addr != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -39,7 +38,7 @@ func runService(ctx context.Context, p *processor, c config, stderr io.Writer) e
 	if c.addr != "" {
 		ln, err := net.Listen("tcp", c.addr)
 		if err != nil {
-			return cli.UsageError{Err: fmt.Errorf("-addr: %w", err)}
+			return cli.CheckFlag("addr", err)
 		}
 		srv = &http.Server{
 			Handler:           newHandler(auth.New([]string{c.secret}, tokens), h, p),

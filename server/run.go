@@ -118,7 +118,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	db, err := store.Open(c.dsn)
 	if err != nil {
-		return cli.UsageError{Err: fmt.Errorf("-db: %w", err)}
+		return cli.CheckFlag("db", err)
 	}
 	defer db.Close()
 	pingCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -152,7 +152,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	ln, err := net.Listen("tcp", c.addr)
 	if err != nil {
 		w.Close()
-		return cli.UsageError{Err: fmt.Errorf("-addr: %w", err)}
+		return cli.CheckFlag("addr", err)
 	}
 	var h http.Handler = NewServer(log, auth.New([]string{c.secret, c.oldSecret}, tokens), w, keys, reads, m)
 	if c.logRequests {
