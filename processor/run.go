@@ -138,6 +138,13 @@ func (p *processor) once(ctx context.Context, live string, named []string) error
 	if err != nil {
 		return cli.PathError("events-file", err)
 	}
+	return p.drain(ctx, live, leftovers)
+}
+
+// drain applies the leftovers, the claimed files an interrupted run left beside the live
+// file, and then claims and applies the live file itself.
+func (p *processor) drain(ctx context.Context, live string, leftovers []string) error {
+	var errs []error
 	for _, f := range leftovers {
 		fmt.Fprintf(p.out, "finishing %s, left by an interrupted run\n", f)
 		errs = append(errs, p.apply(ctx, f))

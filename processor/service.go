@@ -31,7 +31,6 @@ func runService(ctx context.Context, p *processor, c config, stderr io.Writer) e
 	if err != nil {
 		return cli.CheckFlag("token-keys", err)
 	}
-	h := &p.health
 	p.m.watchBacklog(c.eventsFile)
 	var srv *http.Server
 	served := make(chan error, 1)
@@ -41,7 +40,7 @@ func runService(ctx context.Context, p *processor, c config, stderr io.Writer) e
 			return cli.CheckFlag("addr", err)
 		}
 		srv = &http.Server{
-			Handler:           newHandler(auth.New([]string{c.secret}, tokens), h, p),
+			Handler:           newHandler(auth.New([]string{c.secret}, tokens), p),
 			ReadHeaderTimeout: 5 * time.Second,
 			ReadTimeout:       10 * time.Second,
 			WriteTimeout:      30 * time.Second,
@@ -55,7 +54,7 @@ func runService(ctx context.Context, p *processor, c config, stderr io.Writer) e
 	start := time.Now()
 	if c.watch {
 		log.Info("watching", "events_file", c.eventsFile, "interval", c.interval)
-		p.watch(ctx, log, h, c.eventsFile, c.interval)
+		p.watch(ctx, log, c.eventsFile, c.interval)
 	} else {
 		err = p.once(ctx, c.eventsFile, c.files)
 	}
@@ -83,7 +82,8 @@ func runService(ctx context.Context, p *processor, c config, stderr io.Writer) e
 const relistEvery = 60
 
 // watch applies the live file whenever it holds events, until ctx ends.
-func (p *processor) watch(ctx context.Context, log *slog.Logger, h *health, live string, interval time.Duration) {
+func (p *processor) watch(ctx context.Context, log *slog.Logger, live string, interval time.Duration) {
+	h := &p.health
 	wait := interval
 	dbDown := false
 	logged := map[string]bool{} // errors already logged, so that a stuck file is not logged every tick
@@ -94,9 +94,14 @@ func (p *processor) watch(ctx context.Context, log *slog.Logger, h *health, live
 			return
 		}
 		h.set(err)
+		if err != nil {
+			p.m.failures.Inc()
+			p.m.retries.Inc()
+		}
 		var down *dbDownError
+		isDown := errors.As(err, &down)
 		switch {
-		case errors.As(err, &down):
+		case isDown:
 			if !dbDown {
 				log.Error("PostgreSQL is unreachable: claimed files are kept, retrying with backoff", "err", down.err, "max_backoff", maxBackoff)
 				dbDown = true
@@ -114,13 +119,9 @@ func (p *processor) watch(ctx context.Context, log *slog.Logger, h *health, live
 		default:
 			wait = interval
 		}
-		if dbDown && !errors.As(err, &down) && h.dbAnswered.Load() {
+		if dbDown && !isDown && h.dbAnswered.Load() {
 			log.Info("PostgreSQL is back: applying again")
 			dbDown = false
-		}
-		if err != nil {
-			p.m.failures.Inc()
-			p.m.retries.Inc()
 		}
 		// Cycles start every interval, not an interval after the last one ended: the time a
 		// cycle takes does not add to how stale revenue gets.
@@ -154,7 +155,13 @@ func (p *processor) cycle(ctx context.Context, live string, relist bool) error {
 	if err := p.ping(ctx); err != nil {
 		return err
 	}
-	err := p.once(ctx, live, nil)
+	if !relist { // there is work: the leftovers too, as a plain run would list them
+		var err error
+		if left, err = spool.Leftovers(live); err != nil {
+			return cli.PathError("events-file", err)
+		}
+	}
+	err := p.drain(ctx, live, left)
 	if err != nil && ctx.Err() == nil {
 		if perr := p.ping(ctx); perr != nil {
 			return perr // PostgreSQL went away during the work: one outage, not two errors
@@ -183,11 +190,16 @@ type health struct {
 
 func (h *health) set(err error) { h.last.Store(&err) }
 
-// failed reports whether the last cycle ended in an error.
-func (h *health) failed() bool {
-	p := h.last.Load()
-	return p != nil && *p != nil
+// lastErr is the error the last cycle ended with, or nil.
+func (h *health) lastErr() error {
+	if p := h.last.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
+
+// failed reports whether the last cycle ended in an error.
+func (h *health) failed() bool { return h.lastErr() != nil }
 
 // problems lists why the processor is not ready: PostgreSQL not answering now, or the last
 // attempt failed.
@@ -196,9 +208,9 @@ func (h *health) problems(ctx context.Context, ping func(context.Context) error)
 	if err := ping(ctx); err != nil {
 		problems = append(problems, "database: unavailable")
 	}
-	if p := h.last.Load(); p != nil && *p != nil {
+	if err := h.lastErr(); err != nil {
 		var down *dbDownError
-		if !errors.As(*p, &down) {
+		if !errors.As(err, &down) {
 			problems = append(problems, "applying: the last attempt failed; see the processor log")
 		}
 	}
@@ -206,7 +218,7 @@ func (h *health) problems(ctx context.Context, ping func(context.Context) error)
 }
 
 // newHandler serves /healthz and /readyz, open, and /metrics, behind the credentials.
-func newHandler(creds *auth.Credentials, h *health, p *processor) http.Handler {
+func newHandler(creds *auth.Credentials, p *processor) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -214,7 +226,7 @@ func newHandler(creds *auth.Credentials, h *health, p *processor) http.Handler {
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
-		if problems := h.problems(ctx, p.db.Ping); len(problems) > 0 {
+		if problems := p.health.problems(ctx, p.db.Ping); len(problems) > 0 {
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "problems": problems})
 			return
 		}
