@@ -27,6 +27,17 @@ func BenchmarkCounterVecWithInc(b *testing.B) {
 	})
 }
 
+// BenchmarkCounterVecWithTwoLabels is the server's per-request count, by route and code.
+func BenchmarkCounterVecWithTwoLabels(b *testing.B) {
+	cv := NewRegistry().NewCounterVec("x_total", "X.", "route", "code")
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			cv.With("POST /liveEvent", "200").Inc()
+		}
+	})
+}
+
 func BenchmarkHistogramObserve(b *testing.B) {
 	h := NewRegistry().NewHistogram("x_seconds", "X.", SecondsBuckets())
 	b.ReportAllocs()

@@ -16,7 +16,7 @@ type vec[M any] struct {
 	newM   func() *M
 
 	mu     sync.RWMutex
-	series map[string]*series[M] // by seriesKey of the label values
+	series map[string]*series[M] // by appendKey of the label values
 }
 
 type series[M any] struct {
@@ -46,31 +46,37 @@ func (v *vec[M]) with(values []string) *M {
 			values[i] = strings.ToValidUTF8(s, "\uFFFD")
 		}
 	}
-	key := seriesKey(values)
+	// With is called on every request: the key is built on the stack, and a lookup through
+	// string(key) copies nothing. Only a new series' key is copied, into the map.
+	var buf [128]byte
+	key := appendKey(buf[:0], values)
 	v.mu.RLock()
-	s := v.series[key]
+	s := v.series[string(key)]
 	v.mu.RUnlock()
 	if s != nil {
 		return s.m
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if s := v.series[key]; s != nil {
+	if s := v.series[string(key)]; s != nil {
 		return s.m
 	}
 	// The caller may reuse its slice; the series keeps its own copy.
 	s = &series[M]{values: slices.Clone(values), m: v.newM()}
-	v.series[key] = s
+	v.series[string(key)] = s
 	return s.m
 }
 
-// seriesKey joins label values with a byte that valid UTF-8 never holds, so distinct tuples
-// have distinct keys. One value, the common case, is its own key and costs no allocation.
-func seriesKey(values []string) string {
-	if len(values) == 1 {
-		return values[0]
+// appendKey appends the series key of values to b: the values joined by a byte that valid
+// UTF-8 never holds, so distinct tuples have distinct keys.
+func appendKey(b []byte, values []string) []byte {
+	for i, s := range values {
+		if i > 0 {
+			b = append(b, 0xff)
+		}
+		b = append(b, s...)
 	}
-	return strings.Join(values, "\xff")
+	return b
 }
 
 // sorted returns the series ordered by their label values, for a stable exposition.
