@@ -251,10 +251,10 @@ func (w *Writer) run() {
 			buf = append(buf, r.line...)
 			buf = append(buf, '\n')
 		}
-		err := w.commit(buf)
+		synced, err := w.commit(buf)
 		w.count(len(batch), err) // before the answers, so a caller that was answered sees its batch counted
 		if err == nil && w.onBatch != nil {
-			w.onBatch(len(batch), w.Stats().LastSync)
+			w.onBatch(len(batch), synced)
 		}
 		for _, r := range batch {
 			r.done <- err
@@ -275,33 +275,35 @@ func (w *Writer) count(lines int, err error) {
 	w.stats.Lines += int64(lines)
 }
 
-// commit writes buf to the live file and syncs it, under the lock (steps 1 to 3 above).
-func (w *Writer) commit(buf []byte) error {
+// commit writes buf to the live file and syncs it, under the lock (steps 1 to 3 above). It
+// returns how long the fdatasync took.
+func (w *Writer) commit(buf []byte) (synced time.Duration, err error) {
 	if err := w.refusing(); err != nil {
-		return err
+		return 0, err
 	}
 	size, err := w.lock()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if _, err = w.f.Write(buf); err == nil {
 		start := time.Now()
 		err = w.f.Sync()
-		w.timeSync(time.Since(start))
+		synced = time.Since(start)
+		w.timeSync(synced)
 	}
 	if err != nil {
 		w.undo(size, err)
 	}
 	if w.f == nil { // undo stopped the writer, and closing the file released the lock
-		return fmt.Errorf("append to %s: %w", w.path, err)
+		return 0, fmt.Errorf("append to %s: %w", w.path, err)
 	}
 	// The batch's fate is already decided: a failed unlock stops the writer, but answering a
 	// durable batch with an error would make its retries count twice.
 	w.unlock()
 	if err != nil {
-		return fmt.Errorf("append to %s: %w", w.path, err)
+		return 0, fmt.Errorf("append to %s: %w", w.path, err)
 	}
-	return nil
+	return synced, nil
 }
 
 // unlock releases the file lock. If it cannot, the writer stops: a lock that stays held would
