@@ -250,11 +250,11 @@ func (s *sender) sendOne(ctx context.Context, cancel context.CancelCauseFunc, j 
 		return
 	}
 	s.failed.Add(1)
-	refused := errors.Is(err, errUnauthorized) || errors.Is(err, errForbidden)
-	if refused {
+	stop := refused(err)
+	if stop {
 		cancel(err)
 	}
-	if ctx.Err() == nil || refused {
+	if ctx.Err() == nil || stop {
 		s.con.Printf("line %d: not sent: %v\n", j.line, err)
 	}
 }
@@ -300,10 +300,16 @@ type statusError struct {
 
 func (e *statusError) Error() string { return fmt.Sprintf("server answered %d: %s", e.code, e.msg) }
 
+// refused reports a server that refused the credentials: no event can succeed, so the run
+// stops and nothing is retried.
+func refused(err error) bool {
+	return errors.Is(err, errUnauthorized) || errors.Is(err, errForbidden)
+}
+
 func retryable(err error) bool {
 	var se *statusError
 	if !errors.As(err, &se) {
-		return !errors.Is(err, errUnauthorized) && !errors.Is(err, errForbidden) && !errors.Is(err, context.Canceled)
+		return !refused(err) && !errors.Is(err, context.Canceled)
 	}
 	switch se.code {
 	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooManyRequests:

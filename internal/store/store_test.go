@@ -338,13 +338,12 @@ ORDER BY 1`)
 }
 
 func TestEnsureUnreachable(t *testing.T) {
-	const dsn = "postgres://postgres@127.0.0.1:1/x?sslmode=disable"
-	s := openStore(t, dsn)
+	s := openStore(t, pgtest.UnreachableDSN)
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	first := s.Ensure(ctx)
 	if first == nil {
-		t.Fatalf("Ensure() against %s = nil; want an error", dsn)
+		t.Fatalf("Ensure() against %s = nil; want an error", pgtest.UnreachableDSN)
 	}
 	start := time.Now()
 	second := s.Ensure(ctx)
