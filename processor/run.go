@@ -216,14 +216,14 @@ func (p *processor) claimAndApply(ctx context.Context, path string, named bool) 
 	if err := ctx.Err(); err != nil {
 		return err // interrupted: claim nothing new
 	}
-	switch spool.ParseName(path).Kind {
-	case spool.Claimed:
+	if spool.ParseName(path).Kind == spool.Claimed {
 		if _, err := os.Stat(path); named && err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		return p.apply(ctx, path)
-	case spool.Processed, spool.Rejected, spool.Duplicate, spool.Renamed:
-		return spool.CheckLive(path)
+	}
+	if err := spool.CheckLive(path); err != nil {
+		return err // processed, rejected, duplicate or renamed: never claimed
 	}
 	if fi, err := os.Stat(path); !named && err == nil && fi.Size() == 0 {
 		return nil // the server's live file, with nothing in it yet: nothing to claim

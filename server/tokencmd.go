@@ -38,10 +38,6 @@ Example:
   server token mint -key token-2026-12.jwk -sub svc-ingest -scope events:write -ttl 720h
 `
 
-// tokenScopes are the scopes the server's routes grant on. mint refuses any other: a
-// misspelt scope would make a token that looks right and is refused everywhere.
-var tokenScopes = auth.Scopes
-
 // runTokenCommand runs "server token ..."; args are those after "token". Bad flags are a
 // cli.UsageError, -h is flag.ErrHelp.
 func runTokenCommand(args []string, stdout, stderr io.Writer, now time.Time) error {
@@ -202,7 +198,7 @@ func tokenMint(args []string, stdout, stderr io.Writer, now time.Time) error {
 	fset := newTokenFlagSet("server token mint", stderr)
 	keyPath := fset.String("key", "", "private key `file`: one from keygen, or an HS256 oct JWK")
 	sub := fset.String("sub", "", "`subject`: who the token is for, e.g. a service name or a user ID")
-	scope := fset.String("scope", "", "space-separated `scopes` to grant, of: "+strings.Join(tokenScopes, " "))
+	scope := fset.String("scope", "", "space-separated `scopes` to grant, of: "+strings.Join(auth.Scopes, " "))
 	ttl := fset.Duration("ttl", 0, "how long the token is good for, e.g. 720h")
 	aud := fset.String("aud", token.DefaultAudience, "`audience`: must be the server's")
 	iss := fset.String("iss", "", "`issuer`, when the server checks one; empty: none")
@@ -235,16 +231,18 @@ func tokenMint(args []string, stdout, stderr io.Writer, now time.Time) error {
 	return err
 }
 
-// parseScopes splits -scope at spaces; each scope must be one of tokenScopes, once.
+// parseScopes splits -scope at spaces; each scope must be one of auth.Scopes, once. mint
+// refuses any other: a misspelt scope would make a token that looks right and is refused
+// everywhere.
 func parseScopes(s string) ([]string, error) {
 	scopes := strings.Fields(s)
 	if len(scopes) == 0 {
-		return nil, cli.Check(true, "scope", "must name at least one of %s", strings.Join(tokenScopes, " "))
+		return nil, cli.Check(true, "scope", "must name at least one of %s", strings.Join(auth.Scopes, " "))
 	}
 	for i, sc := range scopes {
 		switch {
-		case !slices.Contains(tokenScopes, sc):
-			return nil, cli.Check(true, "scope", "unknown scope %q: want some of %s", sc, strings.Join(tokenScopes, " "))
+		case !slices.Contains(auth.Scopes, sc):
+			return nil, cli.Check(true, "scope", "unknown scope %q: want some of %s", sc, strings.Join(auth.Scopes, " "))
 		case slices.Contains(scopes[:i], sc):
 			return nil, cli.Check(true, "scope", "%q given twice", sc)
 		}

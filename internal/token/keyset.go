@@ -31,13 +31,12 @@ type KeySet struct {
 
 // key is one verification key, bound to exactly one algorithm.
 type key struct {
-	kid  string
 	alg  string
 	ed   ed25519.PublicKey // EdDSA: exactly ed25519.PublicKeySize bytes, checked at parse
 	hmac []byte            // HS256: at least minHMACKey bytes
 }
 
-// KIDs returns the key IDs in the set, sorted, for a log line after a reload.
+// KIDs returns the key IDs in the set, sorted.
 func (ks *KeySet) KIDs() []string {
 	kids := make([]string, 0, len(ks.keys))
 	for kid := range ks.keys {
@@ -81,7 +80,7 @@ func parseKeySet(data []byte) (*KeySet, error) {
 		if err != nil {
 			return nil, keyError(i, j.kid, err)
 		}
-		k := &key{kid: j.kid, alg: j.alg}
+		k := &key{alg: j.alg}
 		if j.alg == EdDSA {
 			k.ed = ed25519.PublicKey(j.x)
 		} else {
