@@ -59,14 +59,15 @@ func fence(f *os.File) error {
 // Leftovers returns the claimed files beside the live file at path that were never marked
 // processed, oldest first: what an interrupted processor left behind.
 func Leftovers(path string) ([]string, error) {
-	dir := filepath.Dir(path)
+	fam := familyOf(path)
+	dir := fam.dir
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
 	var found []string
 	for _, e := range entries {
-		if e.Type().IsRegular() && belongsTo(path, e.Name(), Claimed) {
+		if e.Type().IsRegular() && fam.has(e.Name(), Claimed) {
 			found = append(found, filepath.Join(dir, e.Name()))
 		}
 	}
@@ -98,14 +99,15 @@ func mark(claimed, to, as string) (string, error) {
 // Recent returns the live file at path and every claimed or processed file beside it that
 // was modified at or after since: the files that may hold recently acknowledged lines.
 func Recent(path string, since time.Time) ([]string, error) {
-	dir := filepath.Dir(path)
+	fam := familyOf(path)
+	dir := fam.dir
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("list %s: %w", dir, err)
 	}
 	var found []string
 	for _, e := range entries {
-		if !e.Type().IsRegular() || !belongsTo(path, e.Name(), Live, Claimed, Processed) {
+		if !e.Type().IsRegular() || !fam.has(e.Name(), Live, Claimed, Processed) {
 			continue
 		}
 		info, err := e.Info()

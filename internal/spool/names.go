@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -176,17 +177,18 @@ func withSuffix(claimed, suffix string) string {
 	return strings.TrimSuffix(n.Claimed, ext) + suffix + ext
 }
 
-// belongsTo reports whether the file named name in the live file's directory was claimed
-// from live and is of one of the kinds.
-func belongsTo(live, name string, kinds ...Kind) bool {
-	n := ParseName(filepath.Join(filepath.Dir(live), name))
-	if n.Live != filepath.Join(filepath.Dir(live), filepath.Base(live)) {
-		return false
-	}
-	for _, k := range kinds {
-		if n.Kind == k {
-			return true
-		}
-	}
-	return false
+// family is what the names in a live file's directory are compared with: the directory and
+// the live file's cleaned path, worked out once for a whole listing.
+type family struct{ dir, live string }
+
+func familyOf(live string) family {
+	dir := filepath.Dir(live)
+	return family{dir: dir, live: filepath.Join(dir, filepath.Base(live))}
+}
+
+// has reports whether the file named name in the directory is the live file or was claimed
+// from it, and is of one of the kinds.
+func (f family) has(name string, kinds ...Kind) bool {
+	n := ParseName(filepath.Join(f.dir, name))
+	return n.Live == f.live && slices.Contains(kinds, n.Kind)
 }
