@@ -91,6 +91,15 @@ EOF
 # ---------------------------------------------------------------------------------------------
 # Cleanup: runs on every exit, normal or not.
 
+# stop_child NAME PID: SIGTERM, then dies unless the child exits with status 0 within 15 s.
+stop_child() {
+	local name=$1 pid=$2 rc=0
+	kill -TERM "$pid"
+	wait_gone "$pid" 15 || die "the $name did not stop within 15 s of SIGTERM"
+	wait "$pid" || rc=$?
+	[[ $rc -eq 0 ]] || die "the $name exited with status $rc after SIGTERM"
+}
+
 cleanup() {
 	local rc=$?
 	set +e
@@ -597,8 +606,8 @@ mode_demo() {
 
 	STEP='waiting for the watching processor'
 	say "waiting for the watching processor to apply the events (no manual processor run)"
-	local expected_users applied=''
-	expected_users="$(demo_users "$events" | wc -l)"
+	local users applied=''
+	users="$(demo_users "$events")"
 	for ((i = 0; i < 300; i++)); do
 		applied="$(grep -c '^applied ' "$WORK/processor.log" 2>/dev/null || true)"
 		if [[ ${applied:-0} -gt 0 ]] && ! ls "$WORK" | grep -qE '^server_events_.*[0-9a-f]{8}\.jsonl$' &&
@@ -609,12 +618,11 @@ mode_demo() {
 		sleep 0.1
 	done
 	[[ ${applied:-0} -gt 0 ]] || die "the watching processor applied nothing within 30 s"
-	say "the processor applied $applied file(s) for $expected_users users while watching"
+	say "the processor applied $applied file(s) for $(grep -c . <<<"$users") users while watching"
 
 	STEP='reading revenue'
 	say "revenue per user (GET /userEvents/<userId>):"
-	local users user body revenue err
-	users="$(demo_users "$events")"
+	local user body revenue err
 	printf '%-24s %12s\n' user revenue
 	printf '%-24s %12s\n' '------------------------' '------------'
 	while IFS= read -r user; do
@@ -631,28 +639,14 @@ mode_demo() {
 
 	STEP='stopping the processor'
 	say "stopping the processor (SIGTERM)"
-	kill -TERM "$PROCESSOR_PID"
-	if wait_gone "$PROCESSOR_PID" 15; then
-		local prc=0
-		wait "$PROCESSOR_PID" || prc=$?
-		PROCESSOR_PID=''
-		[[ $prc -eq 0 ]] || die "the processor exited with status $prc after SIGTERM"
-	else
-		die "the processor did not stop within 15 s of SIGTERM"
-	fi
+	stop_child processor "$PROCESSOR_PID"
+	PROCESSOR_PID=''
 
 	STEP='stopping the server'
 	say "stopping the server (SIGTERM)"
-	kill -TERM "$SERVER_PID"
-	local rc=0
-	if wait_gone "$SERVER_PID" 15; then
-		wait "$SERVER_PID" || rc=$?
-		SERVER_PID=''
-		[[ $rc -eq 0 ]] || die "the server exited with status $rc after SIGTERM"
-		say "server stopped cleanly"
-	else
-		die "the server did not stop within 15 s of SIGTERM"
-	fi
+	stop_child server "$SERVER_PID"
+	SERVER_PID=''
+	say "server stopped cleanly"
 	if [[ ${KEEP:-} == 1 ]]; then say "KEEP=1: server log and events file are in $WORK"; fi
 	say "demo done"
 }
