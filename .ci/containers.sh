@@ -128,10 +128,14 @@ ct_compose() {
 	ct_limit 300 "${CT_COMPOSE[@]}" -p "$CT_PROJECT" -f "$CT_ROOT/compose.yaml" "$@" >>"$CT_TMP/compose.log" 2>&1
 }
 
+# ct_ids [ps args]: the ids of the project's containers, running or not.
+ct_ids() {
+	"$CT_ENGINE" ps -aq --filter "label=com.docker.compose.project=$CT_PROJECT" "$@"
+}
+
 # ct_cid SERVICE: the id of the project's container of SERVICE.
 ct_cid() {
-	"$CT_ENGINE" ps -aq --filter "label=com.docker.compose.project=$CT_PROJECT" \
-		--filter "label=com.docker.compose.service=$1" | head -n 1
+	ct_ids --filter "label=com.docker.compose.service=$1" | head -n 1
 }
 
 # ct_running CONTAINER: whether it runs.
@@ -332,8 +336,7 @@ ct_wait_healthy() {
 ct_run_client() {
 	local name=$1
 	shift
-	ct_limit 300 "${CT_COMPOSE[@]}" -p "$CT_PROJECT" -f "$CT_ROOT/compose.yaml" "${CT_EXTRA_FILES[@]}" \
-		run -d -T --no-deps --name "$name" client "$@" >>"$CT_TMP/compose.log" 2>&1 ||
+	ct_compose "${CT_EXTRA_FILES[@]}" run -d -T --no-deps --name "$name" client "$@" ||
 		ct_die "compose run client failed:"$'\n'"$(tail -n 30 "$CT_TMP/compose.log")"
 	ct_poll 30 "the client container $name to exist" "$CT_ENGINE" inspect "$name"
 }
@@ -497,7 +500,7 @@ ct_cleanup() {
 # ct_save_logs: each container's log into the work directory, before they are removed.
 ct_save_logs() {
 	local id cname
-	for id in $("$CT_ENGINE" ps -aq --filter "label=com.docker.compose.project=$CT_PROJECT" 2>/dev/null); do
+	for id in $(ct_ids 2>/dev/null); do
 		cname=$("$CT_ENGINE" inspect -f '{{.Name}}' "$id" 2>/dev/null | tr -d /)
 		"$CT_ENGINE" logs --tail 200 "$id" >"$CT_TMP/container-${cname:-$id}.log" 2>&1
 	done
@@ -512,7 +515,7 @@ ct_remove_project() {
 	else
 		ct_compose down -v -t 10 # podman-compose 1.0 has no --remove-orphans
 	fi
-	for id in $("$CT_ENGINE" ps -aq --filter "label=com.docker.compose.project=$CT_PROJECT" 2>/dev/null); do
+	for id in $(ct_ids 2>/dev/null); do
 		"$CT_ENGINE" rm -f -v "$id" >/dev/null 2>&1
 	done
 	for id in $("$CT_ENGINE" volume ls -q 2>/dev/null | grep -F "$CT_PROJECT"); do
