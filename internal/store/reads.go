@@ -28,7 +28,6 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"strings"
@@ -36,8 +35,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-
-	"github.com/lib/pq"
 )
 
 // readsQuery answers one batch. user_id is the primary key, so each user is one index probe.
@@ -95,9 +92,6 @@ type Reads struct {
 	queued   int                   // lookups waiting in queue
 	inFlight int                   // running runners
 	runners  sync.WaitGroup
-
-	stmtMu sync.Mutex // held by the one runner preparing stmt
-	stmt   atomic.Pointer[sql.Stmt]
 
 	lookups, queries, users, failed, dropped, cancelled, full atomic.Int64
 }
@@ -275,7 +269,7 @@ func (r *Reads) next() *readBatch {
 func (r *Reads) query(users []string) (map[string]int64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
 	defer cancel()
-	found, err := r.rows(ctx, users)
+	found, err := r.s.lookup(ctx, users)
 	if err != nil && ctx.Err() != nil {
 		// lib/pq reports its own cancellation ("canceling statement due to user request"):
 		// say why it cancelled.
@@ -287,61 +281,13 @@ func (r *Reads) query(users []string) (map[string]int64, error) {
 	return found, nil
 }
 
-func (r *Reads) rows(ctx context.Context, users []string) (map[string]int64, error) {
-	stmt, err := r.statement(ctx)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := stmt.QueryContext(ctx, pq.StringArray(users))
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	found := make(map[string]int64, len(users))
-	for rows.Next() {
-		var u string
-		var rev int64
-		if err := rows.Scan(&u, &rev); err != nil {
-			return nil, err
-		}
-		found[u] = rev
-	}
-	return found, rows.Err()
-}
-
-// statement returns readsQuery prepared, preparing it on first use. It is called only
-// once Ensure has succeeded (Revenue checks before queueing), so the table exists. A failed
-// prepare is tried again by the next batch.
-func (r *Reads) statement(ctx context.Context) (*sql.Stmt, error) {
-	if stmt := r.stmt.Load(); stmt != nil {
-		return stmt, nil
-	}
-	r.stmtMu.Lock()
-	defer r.stmtMu.Unlock()
-	if stmt := r.stmt.Load(); stmt != nil {
-		return stmt, nil
-	}
-	stmt, err := r.s.db.PrepareContext(ctx, readsQuery)
-	if err != nil {
-		return nil, fmt.Errorf("prepare: %w", err)
-	}
-	r.stmt.Store(stmt)
-	return stmt, nil
-}
-
-// Close refuses new lookups, waits until those queued and running are answered (each
-// query takes at most QueryTimeout), and releases the prepared statement. Later calls
-// return nil at once.
+// Close refuses new lookups and waits until those queued and running are answered (each
+// query takes at most QueryTimeout). Later calls return nil at once.
 func (r *Reads) Close() error {
 	r.mu.Lock()
 	r.closed = true
 	r.mu.Unlock()
 	r.runners.Wait()
-	if stmt := r.stmt.Swap(nil); stmt != nil {
-		if err := stmt.Close(); err != nil {
-			return fmt.Errorf("close revenue statement: %w", err)
-		}
-	}
 	return nil
 }
 

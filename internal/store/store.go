@@ -37,10 +37,10 @@ type Store struct {
 	cfg  pq.Config
 	name string // database name, created when missing
 
-	ready    atomic.Bool             // Ensure succeeded; revenue is set
+	ready    atomic.Bool             // Ensure succeeded; revenues is set
 	mu       sync.Mutex              // held by the one caller connecting
 	failure  atomic.Pointer[failure] // the last failed attempt
-	revenue  *sql.Stmt
+	revenues *sql.Stmt               // readsQuery, for Revenue and Reads
 	retryGap time.Duration
 }
 
@@ -133,11 +133,11 @@ func (s *Store) ensure(ctx context.Context) error {
 	if err := s.applySchema(ctx); err != nil {
 		return err
 	}
-	stmt, err := s.db.PrepareContext(ctx, `SELECT revenue FROM users_revenue WHERE user_id = $1`)
+	stmt, err := s.db.PrepareContext(ctx, readsQuery)
 	if err != nil {
 		return fmt.Errorf("prepare revenue query: %w", err)
 	}
-	s.revenue = stmt
+	s.revenues = stmt
 	return nil
 }
 
@@ -179,15 +179,35 @@ func (s *Store) Revenue(ctx context.Context, userID string) (int64, error) {
 	if err := s.Ensure(ctx); err != nil {
 		return 0, err
 	}
-	var revenue int64
-	err := s.revenue.QueryRowContext(ctx, userID).Scan(&revenue)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, ErrNotFound
-	}
+	found, err := s.lookup(ctx, []string{userID})
 	if err != nil {
 		return 0, fmt.Errorf("query revenue: %w", err)
 	}
+	revenue, ok := found[userID]
+	if !ok {
+		return 0, ErrNotFound
+	}
 	return revenue, nil
+}
+
+// lookup asks for users' rows with readsQuery: the users that have one, with their revenue.
+// Ensure must have succeeded.
+func (s *Store) lookup(ctx context.Context, users []string) (map[string]int64, error) {
+	rows, err := s.revenues.QueryContext(ctx, pq.StringArray(users))
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	found := make(map[string]int64, len(users))
+	for rows.Next() {
+		var u string
+		var rev int64
+		if err := rows.Scan(&u, &rev); err != nil {
+			return nil, err
+		}
+		found[u] = rev
+	}
+	return found, rows.Err()
 }
 
 // Ping checks that PostgreSQL answers.
