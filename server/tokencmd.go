@@ -144,13 +144,7 @@ func writeNewFile(flagName, path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return cli.PathError(flagName, err)
 	}
-	err = f.Chmod(perm) // exactly perm, whatever the umask: the server must read the set
-	if err != nil {
-		f.Close()
-	} else {
-		err = writeAndClose(f, data)
-	}
-	if err != nil {
+	if err := fill(f, perm, data); err != nil {
 		return errors.Join(err, os.Remove(path))
 	}
 	return nil
@@ -165,12 +159,7 @@ func replaceFile(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	tmp := f.Name()
-	err = f.Chmod(perm)
-	if err == nil {
-		err = writeAndClose(f, data)
-	} else {
-		f.Close()
-	}
+	err = fill(f, perm, data)
 	if err == nil {
 		err = os.Rename(tmp, path)
 	}
@@ -180,7 +169,13 @@ func replaceFile(path string, data []byte, perm os.FileMode) error {
 	return nil
 }
 
-func writeAndClose(f *os.File, data []byte) error {
+// fill gives the new file f exactly perm, whatever the umask (the server must read the set),
+// writes data and a newline, syncs and closes it.
+func fill(f *os.File, perm os.FileMode, data []byte) error {
+	if err := f.Chmod(perm); err != nil {
+		f.Close()
+		return err
+	}
 	_, err := f.Write(append(data, '\n'))
 	if err == nil {
 		err = f.Sync()

@@ -163,7 +163,7 @@ type histSeries struct {
 }
 
 func (p *parser) errorf(format string, args ...any) error {
-	return &ParseError{Line: p.line, Msg: fmt.Sprintf(format, args...)}
+	return errorAt(p.line, format, args...)
 }
 
 func errorAt(line int, format string, args ...any) error {
