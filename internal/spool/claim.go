@@ -12,7 +12,8 @@ import (
 
 // Claim takes the file at path away from its writers: it renames it to a new claimed name,
 // makes the rename durable, and fences off any writer still appending to it (see the package
-// comment). It returns the claimed path, or "" when there is no file at path.
+// comment). It returns the claimed path, or "" when there is no file at path. The claimed
+// file may be gone by the time Claim returns, finished by another processor.
 func Claim(path string, now time.Time) (string, error) {
 	claimed, err := ClaimName(path, now)
 	if err != nil {
@@ -29,7 +30,10 @@ func Claim(path string, now time.Time) (string, error) {
 	if err := syncDir(filepath.Dir(path)); err != nil {
 		return "", fmt.Errorf("claim %s: %w", path, err)
 	}
-	if err := Fence(claimed); err != nil {
+	// The claimed file may be gone already: another processor listed it as a leftover, took
+	// it (Take fences too), applied it and marked it processed. Then there is nothing left to
+	// fence, and the caller's Take finds it gone.
+	if err := Fence(claimed); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return "", err
 	}
 	return claimed, nil
